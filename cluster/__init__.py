@@ -1,0 +1,1 @@
+"""Running studies on Ray clusters: launcher and KubeRay configs, job submission helpers."""

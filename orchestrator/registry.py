@@ -1,0 +1,55 @@
+"""Plug-ins by name, imported lazily: naming a plug-in costs nothing until it is used.
+
+Add a plug-in by adding one line to the table of its kind. An unknown name fails listing the
+valid ones.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.errors import UnknownPluginError
+
+SEARCH_SPACES: dict[str, str] = {
+    "synthetic": "search_spaces.synthetic:SyntheticSpace",
+}
+
+#: a trainer entry names a module with `train(ctx, report)` and `OPTIONS` (a frozen dataclass).
+TRAINERS: dict[str, str] = {
+    "synthetic": "trainers.synthetic",
+}
+
+SEARCHERS: dict[str, str] = {
+    "random": "orchestrator.searchers.random:RandomSearcher",
+}
+
+SCHEDULERS: dict[str, str] = {
+    "fifo": "orchestrator.schedulers.fifo:FIFOScheduler",
+}
+
+
+@dataclass(frozen=True)
+class Registry:
+    kind: str
+    entries: dict[str, str]
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def check(self, name: str, field: str) -> None:
+        if name not in self.entries:
+            raise UnknownPluginError(field, f"unknown {self.kind} {name!r}; choose one of {', '.join(self.names())}")
+
+    def load(self, name: str, field: str = "") -> Any:
+        """The registered object (class or module) for `name`."""
+        self.check(name, field or self.kind)
+        module_name, _, attr = self.entries[name].partition(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, attr) if attr else module
+
+
+search_spaces = Registry("search space", SEARCH_SPACES)
+trainers = Registry("trainer", TRAINERS)
+searchers = Registry("searcher", SEARCHERS)
+schedulers = Registry("scheduler", SCHEDULERS)

@@ -1,0 +1,1 @@
+"""Schedulers decide whether running trials continue; see `base.Scheduler` for the interface."""

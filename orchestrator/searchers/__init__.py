@@ -1,0 +1,1 @@
+"""Searchers propose configurations; see `base.Searcher` for the interface."""

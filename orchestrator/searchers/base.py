@@ -1,0 +1,118 @@
+"""The searcher interface (after Ray Tune's `Searcher` and syne-tune's `TrialScheduler`).
+
+A searcher proposes configurations of one search space and learns from finished trials.
+Everything it sees is in minimise form (`Objectives.to_minimise`). Its state is a JSON-able
+dict, saved with the study so a resumed study continues the same search.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from orchestrator.objectives import Constraint, Objectives, feasible
+from search_spaces.base import Config, SearchSpace
+
+
+class Finished:
+    """Returned by `suggest` when the searcher has nothing more to propose, ever."""
+
+    def __repr__(self) -> str:
+        return "FINISHED"
+
+
+FINISHED = Finished()
+
+
+class Searcher(ABC):
+    """Propose configurations; learn from results.
+
+    Subclasses implement `propose`; the base keeps the book-keeping every searcher needs:
+    pending trials, the observed history (config, minimise-form objectives or None when the
+    trial failed), analytic-constraint filtering and the random generator.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Objectives,
+        constraints: Sequence[Constraint] = (),
+        seed: int = 0,
+    ) -> None:
+        self.space = space
+        self.objectives = objectives
+        self.constraints = tuple(constraints)
+        self.rng = np.random.default_rng(seed)
+        self.pending: dict[str, Config] = {}
+        #: (trial_id, config, minimise-form objectives or None for a failed / infeasible trial)
+        self.history: list[tuple[str, Config, list[float] | None]] = []
+
+    # ---- the interface the runner calls ----------------------------------------------------------
+    def suggest(self, trial_id: str) -> Config | None | Finished:
+        """A configuration for a new trial, None when none is ready yet, or FINISHED."""
+        config = self.propose(trial_id)
+        if isinstance(config, dict):
+            config = self.space.normalise(config)
+            self.pending[trial_id] = config
+        return config
+
+    def on_trial_result(self, trial_id: str, metrics: Mapping[str, float]) -> None:
+        """An intermediate result; most searchers ignore it."""
+
+    def on_trial_complete(self, trial_id: str, metrics: Mapping[str, float] | None) -> None:
+        """A finished trial; `metrics` is None when it failed."""
+        config = self.pending.pop(trial_id, None)
+        if config is None:
+            return
+        ok = metrics is not None and self.objectives.has_values(metrics) and feasible(self.constraints, metrics)
+        values = self.objectives.to_minimise(metrics).tolist() if ok and metrics is not None else None
+        self.history.append((trial_id, config, values))
+        self.observe(trial_id, config, values, metrics)
+
+    # ---- what subclasses implement -------------------------------------------------------------------
+    @abstractmethod
+    def propose(self, trial_id: str) -> Config | None | Finished:
+        """A new configuration (unnormalised is fine), None or FINISHED."""
+
+    def observe(
+        self, trial_id: str, config: Config, values: list[float] | None, metrics: Mapping[str, float] | None
+    ) -> None:
+        """Hook called after the base has recorded a finished trial."""
+
+    # ---- helpers -------------------------------------------------------------------------------------
+    def analytically_feasible(self, config: Mapping[str, Any]) -> bool:
+        """Whether the constraints the space can evaluate without training hold."""
+        return feasible(self.constraints, self.space.metrics(config))
+
+    def sample_feasible(self, tries: int = 1000) -> Config:
+        """A random configuration that meets the analytic constraints (or the last sample tried)."""
+        config = self.space.sample(self.rng)
+        for _ in range(tries - 1):
+            if self.analytically_feasible(config):
+                break
+            config = self.space.sample(self.rng)
+        return config
+
+    def seen(self) -> set[str]:
+        """Keys of every configuration proposed so far (pending or finished)."""
+        return {config_key(c) for c in self.pending.values()} | {config_key(c) for _, c, _ in self.history}
+
+    # ---- state ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state; subclasses extend it with `super().state_dict() | {...}`."""
+        return {
+            "rng": self.rng.bit_generator.state,
+            "pending": self.pending,
+            "history": [list(h) for h in self.history],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.pending = {k: dict(v) for k, v in state["pending"].items()}
+        self.history = [(t, dict(c), v) for t, c, v in state["history"]]
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """A hashable identity for a configuration."""
+    return repr(sorted(config.items()))

@@ -1,0 +1,5 @@
+"""Trainers: turn a configuration into measured metrics.
+
+A trainer is a plain function `train(ctx: TrialContext, report: Report) -> metrics`. Trainers
+import nothing from `orchestrator/`; they run the same in a unit test, a Ray worker or a shell.
+"""

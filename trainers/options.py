@@ -1,0 +1,57 @@
+"""Typed trainer options built from a study's `trainer.options` mapping."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+def build_options(cls: type[T], options: Mapping[str, Any]) -> T:
+    """`cls(**options)` for a frozen dataclass, with one-line errors for unknown keys and wrong types."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown option {unknown[0]!r}; allowed: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in options.items():
+        if not type_matches(value, hints[key]):
+            raise ValueError(f"option {key!r} must be {type_name(hints[key])}, got {value!r}")
+    return cls(**options)
+
+
+def type_matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return any(type_matches(value, h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (tuple, list):
+        args = typing.get_args(hint)
+        inner = args[0] if args else Any
+        return isinstance(value, (list, tuple)) and all(type_matches(v, inner) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return " or ".join(type_name(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    return getattr(hint, "__name__", str(hint))
