@@ -1,0 +1,145 @@
+"""Non-dominated sorting and the tie-breaks used inside a front, on minimise-form points.
+
+Ranks and crowding distance follow NSGA-II (Deb et al. 2002, "A fast and elitist multiobjective
+genetic algorithm: NSGA-II", §III-A and §III-B); the epsilon-net order follows Salinas et al.
+(2021, "A multi-objective perspective on jointly tuning hardware and hyperparameters"), as used
+by MO-ASHA (Schmucker et al. 2021). Points are (n, m) arrays in which every objective is
+minimised (`Objectives.to_minimise`).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+TieBreak = Literal["crowding", "epsilon_net"]
+TIE_BREAKS: tuple[str, ...] = ("crowding", "epsilon_net")
+
+
+def _as_points(points: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points, dtype=float)
+    if pts.ndim != 2:
+        raise ValueError(f"points must be a 2-D (n, m) array, got shape {pts.shape}")
+    return pts
+
+
+def dominates_matrix(points: np.ndarray) -> np.ndarray:
+    """(n, n) booleans: entry [i, j] is True when point i dominates point j.
+
+    Equal points do not dominate each other, so duplicates share a rank.
+    """
+    pts = _as_points(points)
+    # (n, 1, m) against (1, n, m): no worse everywhere and strictly better somewhere.
+    le = np.all(pts[:, None, :] <= pts[None, :, :], axis=2)
+    lt = np.any(pts[:, None, :] < pts[None, :, :], axis=2)
+    return le & lt
+
+
+def non_dominated_ranks(points: np.ndarray) -> np.ndarray:
+    """The front index of every point: 0 for the non-dominated points, 1 for those only they
+    dominate, and so on (Deb et al. 2002, fast non-dominated sort)."""
+    pts = _as_points(points)
+    n = len(pts)
+    ranks = np.full(n, -1, dtype=int)
+    if n == 0:
+        return ranks
+    dom = dominates_matrix(pts)
+    # How many not-yet-ranked points dominate each point; a front is where that count is zero.
+    count = dom.sum(axis=0)
+    rank = 0
+    while True:
+        front = (count == 0) & (ranks < 0)
+        if not front.any():
+            break
+        ranks[front] = rank
+        count = count - dom[front].sum(axis=0)
+        rank += 1
+    return ranks
+
+
+def crowding_distance(points: np.ndarray) -> np.ndarray:
+    """Crowding distance of the points of ONE front (Deb et al. 2002, §III-B).
+
+    Per objective with a non-zero range, points attaining the minimum or the maximum get
+    infinity and the others the gap between the nearest distinct values below and above them,
+    divided by the range; the distances add over objectives. Equal values are treated as one
+    point, so duplicates get equal distances whatever their order. Fronts of at most two points
+    are all boundary: infinity.
+    """
+    pts = _as_points(points)
+    n, m = pts.shape
+    if n <= 2:
+        return np.full(n, np.inf)
+    dist = np.zeros(n)
+    for k in range(m):
+        values = pts[:, k]
+        unique = np.unique(values)  # sorted distinct values
+        if len(unique) == 1:
+            continue  # no extent to preserve along this objective
+        pos = np.searchsorted(unique, values)
+        boundary = (pos == 0) | (pos == len(unique) - 1)
+        inner = ~boundary
+        gap = np.zeros(n)
+        gap[inner] = unique[pos[inner] + 1] - unique[pos[inner] - 1]
+        dist += np.where(boundary, np.inf, gap / (unique[-1] - unique[0]))
+    return dist
+
+
+def epsilon_net_order(points: np.ndarray) -> np.ndarray:
+    """Indices of the points in a well-spread order: start from the best point on the first
+    objective (ties: by the next objectives), then repeatedly take the point farthest from those chosen
+    (Clarkson 2006, as used by Salinas et al. 2021). Objectives are scaled by their range so
+    no unit dominates the distances; equal distances pick the lowest index."""
+    pts = _as_points(points)
+    n = len(pts)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    span = pts.max(axis=0) - pts.min(axis=0)
+    scaled = (pts - pts.min(axis=0)) / np.where(span > 0, span, 1.0)
+    first = int(np.lexsort(scaled.T[::-1])[0])
+    order = [first]
+    chosen = np.zeros(n, dtype=bool)
+    chosen[first] = True
+    # Distance of every point to its nearest chosen point, updated as points are chosen.
+    nearest = np.linalg.norm(scaled - scaled[first], axis=1)
+    for _ in range(n - 1):
+        candidate = np.where(chosen, -np.inf, nearest)
+        nxt = int(np.argmax(candidate))
+        order.append(nxt)
+        chosen[nxt] = True
+        nearest = np.minimum(nearest, np.linalg.norm(scaled - scaled[nxt], axis=1))
+    return np.array(order, dtype=int)
+
+
+def within_front_order(points: np.ndarray, tie_break: TieBreak = "crowding") -> np.ndarray:
+    """Indices of the points of one front, best first, by the chosen tie-break (crowding:
+    larger distance first, ties by lowest index)."""
+    if tie_break == "crowding":
+        return np.argsort(-crowding_distance(points), kind="stable")
+    if tie_break == "epsilon_net":
+        return epsilon_net_order(points)
+    raise ValueError(f"tie_break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
+
+
+def sort_order(points: np.ndarray, tie_break: TieBreak = "crowding") -> np.ndarray:
+    """Indices of all points, best first: by non-dominated rank, then by the tie-break within
+    each front."""
+    pts = _as_points(points)
+    ranks = non_dominated_ranks(pts)
+    order = []
+    for r in range(int(ranks.max()) + 1 if len(pts) else 0):
+        members = np.flatnonzero(ranks == r)
+        order.extend(members[within_front_order(pts[members], tie_break)].tolist())
+    return np.array(order, dtype=int)
+
+
+def rank_and_crowding(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-dominated rank of every point and its crowding distance within its own front
+    (the two keys of NSGA-II's crowded-comparison operator)."""
+    pts = _as_points(points)
+    ranks = non_dominated_ranks(pts)
+    crowding = np.zeros(len(pts))
+    for r in np.unique(ranks):
+        members = ranks == r
+        crowding[members] = crowding_distance(pts[members])
+    return ranks, crowding
