@@ -1,0 +1,145 @@
+"""Wall-clock latency of a model's forward pass, measured on the device the model is on.
+
+AutoDistill (autodistill.txt, §3.4) measures each candidate on the target hardware over several
+forward runs instead of trusting proxies (summed operator times, FLOPs, parameters), because the
+hardware and software stack decide latency. The structural-pruning paper (Appendix F) likewise
+optimises latency measured on the target GPU. Here: the inputs are built once, warm-up forwards
+absorb one-off costs (allocations, kernel selection), each timed forward is synchronised on CUDA,
+the torch thread count is fixed while measuring and restored after, the garbage collector is paused
+while timing, and the result carries spread (coefficient of variation) and the hardware's name.
+"""
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainers.efficiency.hardware import hardware_label
+from trainers.efficiency.inputs import MakeInputs, call_model, model_device, token_inputs
+
+
+@dataclass(frozen=True)
+class LatencyOptions:
+    """How to measure. `threads=None` keeps the process's current torch thread count.
+
+    `budget_s` bounds the whole measurement (warm-ups included): timed repeats stop once it is
+    spent, but never before `min_repeats` of them, so a slow model still gets a median and a spread.
+    """
+
+    batch: int = 1
+    seq_len: int = 128
+    warmup: int = 3
+    repeats: int = 20
+    threads: int | None = 1
+    budget_s: float | None = None
+    min_repeats: int = 3
+
+    def __post_init__(self) -> None:
+        for name, low in (("batch", 1), ("seq_len", 1), ("warmup", 0), ("repeats", 1), ("min_repeats", 1)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 or None (keep the current count), got {self.threads}")
+        if self.budget_s is not None and self.budget_s <= 0:
+            raise ValueError(f"budget_s must be > 0 or None (no budget), got {self.budget_s}")
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One latency measurement: statistics over `n` timed forwards, and where they ran."""
+
+    median_ms: float
+    mean_ms: float
+    p90_ms: float
+    #: standard deviation / mean of the timed forwards (0 for a single one).
+    cv: float
+    n: int
+    batch: int
+    seq_len: int
+    threads: int
+    device: str
+    hardware: str
+
+    def as_metrics(self) -> dict[str, float]:
+        """The numeric part, for a trainer's report (the hardware label travels separately)."""
+        return {"latency_ms": self.median_ms, "latency_p90_ms": self.p90_ms, "latency_cv": self.cv}
+
+
+def summarise(times_ms: Sequence[float]) -> tuple[float, float, float, float]:
+    """(median, mean, p90, coefficient of variation) of the timings; p90 interpolates linearly."""
+    if not times_ms:
+        raise ValueError("times_ms must hold at least one timing, got none")
+    t = np.asarray(times_ms, dtype=float)
+    mean = float(t.mean())
+    cv = float(t.std(ddof=1) / mean) if len(t) > 1 and mean > 0 else 0.0
+    return float(np.median(t)), mean, float(np.percentile(t, 90)), cv
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels, so wall-clock time covers the work (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_latency(
+    model: nn.Module, options: LatencyOptions = LatencyOptions(), make_inputs: MakeInputs | None = None
+) -> Latency:
+    """Time eval-mode forwards of `model` under `torch.inference_mode` on the model's device.
+
+    Without `make_inputs` the model needs a Hugging Face-style `config.vocab_size`, and gets random
+    token ids. The model's train/eval mode and the torch thread count are restored afterwards.
+    """
+    if make_inputs is None:
+        vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
+        if not isinstance(vocab_size, int):
+            raise ValueError("make_inputs is required for a model without an integer config.vocab_size")
+        make_inputs = token_inputs(vocab_size)
+    device = model_device(model)
+    inputs = make_inputs(options.batch, options.seq_len, device)
+    previous_threads = torch.get_num_threads()
+    was_training = model.training
+    gc_was_enabled = gc.isenabled()
+    times_ms: list[float] = []
+    try:
+        if options.threads is not None:
+            torch.set_num_threads(options.threads)
+        threads = torch.get_num_threads()
+        model.eval()
+        with torch.inference_mode():
+            start = time.perf_counter()
+            for _ in range(options.warmup):
+                call_model(model, inputs)
+            synchronize(device)
+            gc.disable()
+            min_n = min(options.min_repeats, options.repeats)
+            for _ in range(options.repeats):
+                if options.budget_s is not None and len(times_ms) >= min_n:
+                    if time.perf_counter() - start >= options.budget_s:
+                        break
+                t0 = time.perf_counter()
+                call_model(model, inputs)
+                synchronize(device)
+                times_ms.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+        torch.set_num_threads(previous_threads)
+        model.train(was_training)
+    median, mean, p90, cv = summarise(times_ms)
+    return Latency(
+        median_ms=median,
+        mean_ms=mean,
+        p90_ms=p90,
+        cv=cv,
+        n=len(times_ms),
+        batch=options.batch,
+        seq_len=options.seq_len,
+        threads=threads,
+        device=str(device),
+        hardware=hardware_label(device),
+    )
