@@ -13,6 +13,10 @@ from orchestrator.errors import UnknownPluginError
 
 SEARCH_SPACES: dict[str, str] = {
     "synthetic": "search_spaces.synthetic:SyntheticSpace",
+    "small": "search_spaces.pruning:SmallSpace",
+    "layer": "search_spaces.pruning:LayerSpace",
+    "medium": "search_spaces.pruning:MediumSpace",
+    "large": "search_spaces.pruning:LargeSpace",
 }
 
 #: a trainer entry names a module with `train(ctx, report)` and `OPTIONS` (a frozen dataclass).
@@ -22,10 +26,14 @@ TRAINERS: dict[str, str] = {
 
 SEARCHERS: dict[str, str] = {
     "random": "orchestrator.searchers.random:RandomSearcher",
+    "local": "orchestrator.searchers.local:LocalSearcher",
+    "morea": "orchestrator.searchers.morea:MOREASearcher",
+    "nsga2": "orchestrator.searchers.nsga2:NSGA2Searcher",
 }
 
 SCHEDULERS: dict[str, str] = {
     "fifo": "orchestrator.schedulers.fifo:FIFOScheduler",
+    "moasha": "orchestrator.schedulers.moasha:MOASHAScheduler",
 }
 
 
