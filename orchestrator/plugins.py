@@ -1,0 +1,80 @@
+"""Build a study's plug-ins (space, trainer options, searcher, scheduler) from its spec.
+
+Every failure a plug-in raises for its options becomes a `StudyError` naming the field.
+"""
+from __future__ import annotations
+
+import inspect
+from types import ModuleType
+from typing import Any, Callable, Mapping, TypeVar
+
+from orchestrator import registry
+from orchestrator.errors import StudyError
+from orchestrator.schedulers.base import Scheduler
+from orchestrator.searchers.base import Searcher
+from search_spaces.base import SearchSpace
+from trainers.options import build_options
+
+T = TypeVar("T")
+
+
+def construct(factory: Callable[..., T], options: Mapping[str, Any], where: str, *args: Any) -> T:
+    """`factory(*args, **options)`, with unknown options and refused values as one-line StudyErrors."""
+    params = inspect.signature(factory).parameters
+    allowed = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)][len(args):]
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = [k for k in options if k not in allowed]
+        if unknown:
+            allowed_text = ", ".join(allowed) if allowed else "none"
+            raise StudyError(f"{where}.{unknown[0]}", f"unknown option; allowed options are {allowed_text}")
+    try:
+        return factory(*args, **options)
+    except (ValueError, TypeError) as e:
+        raise StudyError(where, str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+
+def build_space(study: Any) -> SearchSpace:
+    cls = registry.search_spaces.load(study.search_space.name, "search_space.name")
+    return construct(cls, study.search_space.options, "search_space.options")
+
+
+def trainer_module(study: Any) -> ModuleType:
+    return registry.trainers.load(study.trainer.name, "trainer.kind")
+
+
+def check_trainer_options(study: Any) -> None:
+    module = trainer_module(study)
+    try:
+        build_options(module.OPTIONS, study.trainer.options)
+    except (ValueError, TypeError) as e:
+        raise StudyError("trainer.options", str(e)) from None
+
+
+def build_searcher(study: Any, space: SearchSpace) -> Searcher:
+    cls = registry.searchers.load(study.searcher.name, "searcher.name")
+    return construct(
+        cls, study.searcher.options, "searcher.options", space, study.objectives, study.constraints, study.seed
+    )
+
+
+def build_scheduler(study: Any) -> Scheduler:
+    cls = registry.schedulers.load(study.scheduler.name, "scheduler.name")
+    return construct(cls, study.scheduler.options, "scheduler.options", study.objectives, study.seed)
+
+
+def check_plugins(study: Any) -> None:
+    """Everything `lmnas validate` checks beyond the file's shape."""
+    for reg, spec, field in (
+        (registry.search_spaces, study.search_space, "search_space.name"),
+        (registry.trainers, study.trainer, "trainer.kind"),
+        (registry.searchers, study.searcher, "searcher.name"),
+        (registry.schedulers, study.scheduler, "scheduler.name"),
+    ):
+        reg.check(spec.name, field)
+    space = build_space(study)
+    check_trainer_options(study)
+    searcher = build_searcher(study, space)
+    close = getattr(searcher, "close", None)
+    if callable(close):
+        close()
+    build_scheduler(study)

@@ -1,0 +1,111 @@
+"""Reading a study directory back: the console summary, a PNG and a self-contained HTML page."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from orchestrator.errors import ResultsError
+from orchestrator.objectives import Objectives
+from orchestrator.results import FINISHED_STATUSES, STUDY_FILE, Summary, load_trials, metric_column, summarise
+from orchestrator.study import Study, parse_study
+
+REPORT_PNG = "report.png"
+REPORT_HTML = "report.html"
+
+
+def load_study_of(directory: Path) -> Study:
+    path = Path(directory) / STUDY_FILE
+    if not path.exists():
+        raise ResultsError(f"{str(directory)!r} is not a study directory: {STUDY_FILE} is missing")
+    return parse_study(yaml.safe_load(path.read_text(encoding="utf-8")), check_plugins=False)
+
+
+def load_summary(directory: Path) -> Summary:
+    study = load_study_of(directory)
+    return summarise(load_trials(directory), study.objectives, study.constraints)
+
+
+def print_summary(summary: Summary, directory: Path) -> None:
+    c = summary.counts
+    hv = f"{summary.hypervolume:.6g}" if summary.hypervolume is not None else "n/a"
+    print(f"study: {directory}")
+    print(f"trials: {c['completed']} completed, {c['stopped']} stopped early, {c['running']} running, "
+          f"{c['failed']} failed")
+    print(f"hypervolume: {hv}")
+    print(f"Pareto front ({len(summary.front)} trials):")
+    if len(summary.front):
+        with pd.option_context("display.max_columns", 20, "display.width", 160):
+            print(summary.front.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+
+
+def render_png(summary: Summary, trials: pd.DataFrame, objectives: Objectives) -> bytes:
+    """Pareto scatter of the first two objectives and the hypervolume trace, as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    names = objectives.metrics
+    x, y = metric_column(names[0]), metric_column(names[-1] if len(names) > 1 else names[0])
+    done = trials[trials["status"].isin(FINISHED_STATUSES)] if len(trials) else trials
+    if len(done) and x in done.columns and y in done.columns:
+        ax1.scatter(done[x], done[y], s=14, c="#9aa5b1", label="trials")
+    if len(summary.front):
+        f = summary.front.sort_values(x)
+        ax1.step(f[x], f[y], where="post", color="#d1495b", lw=1)
+        ax1.scatter(f[x], f[y], s=28, c="#d1495b", label="Pareto front", zorder=3)
+    ax1.set_xlabel(f"{names[0]} ({objectives.items[0].mode})")
+    ax1.set_ylabel(f"{names[-1]} ({objectives.items[-1].mode})")
+    ax1.set_title("Pareto front")
+    ax1.legend(loc="best")
+    ax2.plot(range(1, len(summary.hypervolume_trace) + 1), summary.hypervolume_trace, color="#2e86ab")
+    ax2.set_xlabel("finished trials")
+    ax2.set_ylabel("hypervolume")
+    ax2.set_title("Hypervolume")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def render_html(title: str, png: bytes, summary: Summary, trials: pd.DataFrame) -> str:
+    """One self-contained page: the figure inline, the front and the trial table (all text escaped)."""
+    img = base64.b64encode(png).decode("ascii")
+    hv = f"{summary.hypervolume:.6g}" if summary.hypervolume is not None else "n/a"
+    counts = ", ".join(f"{v} {html.escape(k)}" for k, v in summary.counts.items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} - lmnas</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+th{{background:#f3f3f3}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Trials: {counts}. Hypervolume: <span id="hypervolume">{hv}</span>.</p>
+<img id="figure" alt="Pareto front and hypervolume trace" src="data:image/png;base64,{img}">
+<h2>Pareto front</h2>
+{summary.front.to_html(index=False, escape=True, table_id="front", na_rep="")}
+<h2>All trials</h2>
+{trials.to_html(index=False, escape=True, table_id="trials", na_rep="")}
+</body></html>
+"""
+
+
+def write_report(directory: Path) -> tuple[Path, Path]:
+    """Write report.png and report.html into the study directory."""
+    directory = Path(directory)
+    study = load_study_of(directory)
+    trials = load_trials(directory)
+    summary = summarise(trials, study.objectives, study.constraints)
+    png = render_png(summary, trials, study.objectives)
+    png_path, html_path = directory / REPORT_PNG, directory / REPORT_HTML
+    from orchestrator.results import atomic_write_bytes, atomic_write_text
+
+    atomic_write_bytes(png_path, png)
+    atomic_write_text(html_path, render_html(study.name, png, summary, trials))
+    return png_path, html_path

@@ -1,0 +1,282 @@
+"""Durable study results: every trial and every report, as parquet, written atomically.
+
+Layout of a study directory:
+  study.yaml        the resolved study
+  trials.parquet    one row per trial: id, status, config.*, final metrics, error, timings, host
+  reports.parquet   one row per reported result (intermediate ones too)
+  front.csv         the current Pareto front (trials and their objectives)
+  summary.json      counts, hypervolume and its trace, reference point
+
+Files are written to a temporary name and renamed, so a crash never leaves a torn file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.errors import ResultsError
+from orchestrator.objectives import Constraint, Objectives, feasible
+from orchestrator.pareto import hypervolume_trace, non_dominated_mask
+
+TRIALS_FILE = "trials.parquet"
+REPORTS_FILE = "reports.parquet"
+FRONT_FILE = "front.csv"
+SUMMARY_FILE = "summary.json"
+STUDY_FILE = "study.yaml"
+
+RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
+#: statuses whose metrics count towards the front (a stopped trial ran at a lower fidelity).
+FINISHED_STATUSES = (COMPLETED, STOPPED)
+_RESERVED = {"trial_id", "status", "error", "started_at", "ended_at", "duration_s", "host", "num_reports", "attempt"}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so readers see the old file or the new one, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    buf = frame.to_parquet(index=False)
+    atomic_write_bytes(path, buf)
+
+
+def metric_column(name: str) -> str:
+    """Metric columns use the metric's name unless it collides with a bookkeeping column."""
+    return f"metric.{name}" if name in _RESERVED or name.startswith("config.") else name
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    config: dict[str, Any]
+    status: str = RUNNING
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    host: str | None = None
+    num_reports: int = 0
+    attempt: int = 1
+
+    def row(self) -> dict[str, Any]:
+        end = self.ended_at
+        return {
+            "trial_id": self.trial_id,
+            "status": self.status,
+            **{f"config.{k}": v for k, v in self.config.items()},
+            **{metric_column(k): v for k, v in self.metrics.items()},
+            "error": self.error,
+            "started_at": pd.Timestamp(self.started_at, unit="s", tz="UTC"),
+            "ended_at": pd.Timestamp(end, unit="s", tz="UTC") if end else pd.NaT,
+            "duration_s": (end - self.started_at) if end else np.nan,
+            "host": self.host,
+            "num_reports": self.num_reports,
+            "attempt": self.attempt,
+        }
+
+
+class ResultsStore:
+    """Collects trial events and keeps the study directory's files current.
+
+    Thread-safe: Ray Tune callbacks and a background searcher may call it concurrently.
+    Intermediate reports are flushed at most every `flush_interval_s`; starts and ends at once.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        objectives: Objectives,
+        constraints: tuple[Constraint, ...] = (),
+        flush_interval_s: float = 2.0,
+    ) -> None:
+        self.directory = Path(directory)
+        self.objectives = objectives
+        self.constraints = constraints
+        self.flush_interval_s = flush_interval_s
+        self.trials: dict[str, TrialRecord] = {}
+        self.reports: list[dict[str, Any]] = []
+        self._lock = threading.RLock()
+        self._last_flush = 0.0
+        self._load_existing()
+
+    # Ray Tune pickles its callbacks into its own experiment state: leave the lock behind.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def _load_existing(self) -> None:
+        """Continue an existing study: keep its trials and reports."""
+        trials_path = self.directory / TRIALS_FILE
+        if trials_path.exists():
+            for row in pd.read_parquet(trials_path).to_dict("records"):
+                self.trials[row["trial_id"]] = record_from_row(row)
+        reports_path = self.directory / REPORTS_FILE
+        if reports_path.exists():
+            self.reports = [
+                {k: v for k, v in r.items() if not _is_missing(v)} for r in pd.read_parquet(reports_path).to_dict("records")
+            ]
+
+    # ---- events -------------------------------------------------------------------------------------------
+    def trial_started(self, trial_id: str, config: Mapping[str, Any], host: str | None = None) -> None:
+        with self._lock:
+            previous = self.trials.get(trial_id)
+            attempt = previous.attempt + 1 if previous else 1
+            self.trials[trial_id] = TrialRecord(trial_id, dict(config), host=host, attempt=attempt)
+            self.flush()
+
+    def trial_reported(self, trial_id: str, metrics: Mapping[str, float], host: str | None = None) -> None:
+        with self._lock:
+            rec = self.trials.get(trial_id)
+            if rec is None:
+                return
+            rec.metrics = dict(metrics)
+            rec.num_reports += 1
+            rec.host = host or rec.host
+            self.reports.append({"trial_id": trial_id, "time": time.time(), "attempt": rec.attempt, **metrics})
+            if time.monotonic() - self._last_flush >= self.flush_interval_s:
+                self.flush()
+
+    def trial_finished(
+        self, trial_id: str, status: str, metrics: Mapping[str, float] | None = None, error: str | None = None
+    ) -> None:
+        with self._lock:
+            rec = self.trials.get(trial_id)
+            if rec is None:
+                return
+            rec.status = status
+            if metrics:
+                rec.metrics = dict(metrics)
+            rec.error = error
+            rec.ended_at = time.time()
+            self.flush()
+
+    # ---- views --------------------------------------------------------------------------------------------
+    def trials_frame(self) -> pd.DataFrame:
+        with self._lock:
+            rows = [r.row() for r in self.trials.values()]
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["trial_id", "status"])
+
+    def flush(self) -> None:
+        with self._lock:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            trials = self.trials_frame()
+            atomic_write_parquet(self.directory / TRIALS_FILE, trials)
+            atomic_write_parquet(self.directory / REPORTS_FILE, pd.DataFrame(self.reports))
+            summary = summarise(trials, self.objectives, self.constraints)
+            atomic_write_text(self.directory / FRONT_FILE, summary.front.to_csv(index=False))
+            atomic_write_text(self.directory / SUMMARY_FILE, json.dumps(summary.to_json(), indent=2))
+            self._last_flush = time.monotonic()
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT
+
+
+def record_from_row(row: Mapping[str, Any]) -> TrialRecord:
+    config = {k[len("config."):]: _plain(v) for k, v in row.items() if k.startswith("config.") and not _is_missing(v)}
+    metrics = {
+        (k[len("metric."):] if k.startswith("metric.") else k): float(v)
+        for k, v in row.items()
+        if k not in _RESERVED and not k.startswith("config.") and not _is_missing(v) and isinstance(v, (int, float, np.number))
+    }
+    started = row.get("started_at")
+    ended = row.get("ended_at")
+    return TrialRecord(
+        trial_id=row["trial_id"],
+        config=config,
+        status=row["status"],
+        metrics=metrics,
+        error=None if _is_missing(row.get("error")) else row.get("error"),
+        started_at=started.timestamp() if isinstance(started, pd.Timestamp) else time.time(),
+        ended_at=ended.timestamp() if isinstance(ended, pd.Timestamp) and not pd.isna(ended) else None,
+        host=None if _is_missing(row.get("host")) else row.get("host"),
+        num_reports=int(row.get("num_reports") or 0),
+        attempt=int(row.get("attempt") or 1),
+    )
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+@dataclass
+class Summary:
+    counts: dict[str, int]
+    front: pd.DataFrame
+    hypervolume: float | None
+    hypervolume_trace: list[float]
+    ref_point: list[float] | None
+    objectives: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts,
+            "front_size": len(self.front),
+            "hypervolume": self.hypervolume,
+            "hypervolume_trace": self.hypervolume_trace,
+            "ref_point_minimise_form": self.ref_point,
+            "objectives": self.objectives,
+            "updated_at": time.time(),
+        }
+
+
+def summarise(trials: pd.DataFrame, objectives: Objectives, constraints: tuple[Constraint, ...] = ()) -> Summary:
+    """Counts, the Pareto front of finished feasible trials, and the hypervolume trace (in end order)."""
+    counts = {s: int((trials["status"] == s).sum()) if len(trials) else 0 for s in (RUNNING, COMPLETED, STOPPED, FAILED)}
+    cols = [metric_column(m) for m in objectives.metrics]
+    done = trials[trials["status"].isin(FINISHED_STATUSES)] if len(trials) else trials
+    if len(done) and all(c in done.columns for c in cols):
+        done = done.sort_values("ended_at", kind="stable")
+        rows = [{m: r[c] for m, c in zip(objectives.metrics, cols)} | dict(r) for r in done.to_dict("records")]
+        ok = [objectives.has_values(r) and feasible(constraints, _metrics_of(r)) for r in rows]
+        done = done[ok]
+    else:
+        done = done.iloc[0:0]
+    meta = [{"metric": o.metric, "mode": o.mode, "ref": o.ref} for o in objectives.items]
+    if len(done) == 0:
+        return Summary(counts, pd.DataFrame(columns=["trial_id", *cols]), None, [], None, meta)
+    points = np.column_stack([o.sign * done[c].to_numpy(dtype=float) for o, c in zip(objectives.items, cols)])
+    mask = non_dominated_mask(points)
+    config_cols = [c for c in done.columns if c.startswith("config.")]
+    front = done.loc[mask, ["trial_id", *cols, *config_cols]].sort_values(cols[0]).reset_index(drop=True)
+    ref = objectives.ref_point(points)
+    trace = hypervolume_trace(points, ref) if ref is not None else np.zeros(len(points))
+    return Summary(counts, front, float(trace[-1]), [float(x) for x in trace], ref.tolist() if ref is not None else None, meta)
+
+
+def _metrics_of(row: Mapping[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def load_trials(directory: Path) -> pd.DataFrame:
+    """The trials table of a study directory (a clear error when there is none)."""
+    path = Path(directory) / TRIALS_FILE
+    if not path.exists():
+        raise ResultsError(f"no results in {str(directory)!r}: expected {TRIALS_FILE}; pass a study directory (<storage>/<name>)")
+    return pd.read_parquet(path)

@@ -1,0 +1,135 @@
+"""Multi-objective local search (pruning paper, Appendix D, Algorithm 5).
+
+Keep a Pareto front P, started from one configuration; repeatedly take a random member of P,
+change one dimension (a fresh value for one random dimension as in the paper, or one step to
+a neighbouring value), evaluate it and set P to the Pareto front of P and the new point. It runs
+asynchronously: every free worker gets a move from the current front. The front restarts from
+a random configuration when `patience` finished trials in a row did not enter it, or when no
+member has an unexplored move left; results of moves made before a restart are not merged
+into the new front.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+
+from orchestrator.objectives import Constraint, Objectives
+from orchestrator.searchers.base import Finished, config_key
+from orchestrator.searchers.population import PopulationSearcher, check_int
+from search_spaces.base import Config, SearchSpace
+
+MOVES = ("resample", "neighbour")
+
+
+class LocalSearcher(PopulationSearcher):
+    """Options: `start` (a configuration; default a random one), `move` ("resample", the paper's
+    move: a new value for one random dimension; "neighbour": one step in one dimension,
+    `space.neighbours`) and
+    `patience` (finished trials in a row without entering the front before a restart; null
+    never restarts for that reason)."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Objectives,
+        constraints: Sequence[Constraint] = (),
+        seed: int = 0,
+        *,
+        start: Mapping[str, Any] | None = None,
+        move: Literal["resample", "neighbour"] = "resample",
+        patience: int | None = 30,
+    ) -> None:
+        super().__init__(space, objectives, constraints, seed)
+        if move not in MOVES:
+            raise ValueError(f"option 'move' must be one of {', '.join(MOVES)}, got {move!r}")
+        check_int("patience", patience, 1, allow_none=True)
+        if start is not None:
+            if not isinstance(start, Mapping):
+                raise ValueError(f"option 'start' must be a configuration (a mapping), got {start!r}")
+            space.check(start)
+            if not self.analytically_feasible(start):
+                raise ValueError(f"option 'start' breaks a constraint: {', '.join(map(str, self.constraints))}")
+        self.start = dict(start) if start is not None else None
+        self.move = move
+        self.patience = patience
+        self.started = False
+        #: trial ids of the current front, in the order they entered it.
+        self.front: list[str] = []
+        #: restarts so far; `origin` says from which one each pending trial was proposed.
+        self.epoch = 0
+        self.origin: dict[str, int] = {}
+        self.stale = 0
+
+    def propose(self, trial_id: str) -> Config | None | Finished:
+        self.origin[trial_id] = self.epoch
+        if not self.started:
+            self.started = True
+            return dict(self.start) if self.start is not None else self.random_fresh()
+        if not self.front:
+            # The starting point is still running or failed: start elsewhere meanwhile.
+            return self.random_fresh()
+        config = self.step()
+        if config is None:
+            self.restart()
+            self.origin[trial_id] = self.epoch
+            return self.random_fresh()
+        return config
+
+    def step(self) -> Config | None:
+        """An unexplored feasible move from a random front member, or None when none is left."""
+        seen = self.seen()
+        for i in self.rng.permutation(len(self.front)):
+            parent = self.evaluated[self.front[int(i)]][0]
+            if self.move == "resample":
+                # rate 0: exactly one random dimension gets a new value (Algorithm 5).
+                config = self.try_fresh(lambda: self.space.mutate(parent, self.rng, rate=0.0))
+                if config is not None:
+                    return config
+                continue
+            moves = [c for c in self.space.neighbours(parent) if config_key(c) not in seen and self.analytically_feasible(c)]
+            if moves:
+                return moves[int(self.rng.integers(len(moves)))]
+        return None
+
+    def admit(self, trial_id: str, values: list[float] | None) -> None:
+        if self.origin.pop(trial_id, self.epoch) != self.epoch:
+            return  # proposed from a front that has since been abandoned
+        if values is None:
+            self.no_progress()
+            return
+        new = np.asarray(values)
+        front = self.points(self.front)
+        if np.any(np.all(front <= new, axis=1)):
+            self.no_progress()  # an equal or dominating member is already in the front
+            return
+        dominated = np.all(new <= front, axis=1)  # strictly: equality was excluded above
+        self.front = [t for t, d in zip(self.front, dominated) if not d] + [trial_id]
+        self.stale = 0
+
+    def no_progress(self) -> None:
+        self.stale += 1
+        if self.patience is not None and self.stale >= self.patience:
+            self.restart()
+
+    def restart(self) -> None:
+        self.epoch += 1
+        self.front = []
+        self.stale = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | {
+            "started": self.started,
+            "front": list(self.front),
+            "epoch": self.epoch,
+            "origin": dict(self.origin),
+            "stale": self.stale,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.started = bool(state["started"])
+        self.front = list(state["front"])
+        self.epoch = int(state["epoch"])
+        self.origin = {k: int(v) for k, v in state["origin"].items()}
+        self.stale = int(state["stale"])
