@@ -1,0 +1,17 @@
+"""Per-plug-in options for the contract tests: whatever keeps one plug-in's run to seconds
+(smaller populations, shrunk inner optimisation loops). A plug-in not listed runs with its
+defaults; add a line for a new plug-in when its defaults are too slow for a test."""
+from __future__ import annotations
+
+from typing import Any
+
+SEARCHER_OPTIONS: dict[str, dict[str, Any]] = {
+    "local": {"patience": 10},
+    "morea": {"population_size": 10, "sample_size": 3},
+    "nsga2": {"population": 10},
+}
+
+#: the contract's synthetic trainer reports "step" 1..9.
+SCHEDULER_OPTIONS: dict[str, dict[str, Any]] = {
+    "moasha": {"fidelity": "step", "min_fidelity": 1, "max_fidelity": 9, "reduction_factor": 3},
+}
