@@ -53,6 +53,8 @@ class EncoderShape:
     def from_hf_config(cls, config: Any, num_labels: int | None = None) -> EncoderShape:
         """The shape of a Hugging Face BERT configuration (a `PretrainedConfig` or its dict)."""
         get = config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
+        # config.json stores the label count only as id2label; the config object has num_labels.
+        labels = num_labels if num_labels is not None else get("num_labels") or len(get("id2label") or {}) or 2
         return cls(
             num_layers=get("num_hidden_layers"),
             num_heads=get("num_attention_heads"),
@@ -61,7 +63,7 @@ class EncoderShape:
             vocab_size=get("vocab_size"),
             max_position=get("max_position_embeddings"),
             type_vocab=get("type_vocab_size"),
-            num_labels=num_labels if num_labels is not None else get("num_labels", 2),
+            num_labels=labels,
         )
 
 

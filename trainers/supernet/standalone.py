@@ -1,0 +1,219 @@
+"""A compact BERT sequence classifier whose layers each have their own head and FFN sizes.
+
+This file depends on torch and safetensors only: export copies it next to the weights as
+`modeling_compact_bert.py`, so a user loads a pruned model with
+
+    import modeling_compact_bert as m; model = m.load("exported_dir")
+
+A layer with no heads has no attention block (the hidden state passes through unchanged), a
+layer with no FFN units has no FFN block. Module names follow BERT's, shortened; the weights are
+those of a BERT checkpoint with rows / columns of pruned heads and units removed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+#: the `model_type` written to config.json, so a compact export is never mistaken for a plain BERT.
+MODEL_TYPE = "compact_bert"
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+}
+
+
+@dataclass(frozen=True)
+class CompactBertConfig:
+    """Sizes of a compact BERT; `heads[i]` / `units[i]` are layer i's head and FFN unit counts."""
+
+    vocab_size: int
+    hidden_size: int
+    max_position: int
+    type_vocab: int
+    num_labels: int
+    head_size: int
+    heads: tuple[int, ...]
+    units: tuple[int, ...]
+    layer_norm_eps: float = 1e-12
+    hidden_act: str = "gelu"
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    classifier_dropout: float = 0.1
+    pad_token_id: int = 0
+    id2label: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", tuple(int(h) for h in self.heads))
+        object.__setattr__(self, "units", tuple(int(u) for u in self.units))
+        for name in ("vocab_size", "hidden_size", "max_position", "type_vocab", "num_labels", "head_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if len(self.heads) != len(self.units):
+            raise ValueError(f"heads and units must have one entry per layer, got {len(self.heads)} and {len(self.units)}")
+        if any(h < 0 for h in self.heads) or any(u < 0 for u in self.units):
+            raise ValueError(f"heads and units must be >= 0, got {self.heads} and {self.units}")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act must be one of {sorted(ACTIVATIONS)}, got {self.hidden_act!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model_type": MODEL_TYPE, **asdict(self), "heads": list(self.heads), "units": list(self.units)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CompactBertConfig:
+        if data.get("model_type") != MODEL_TYPE:
+            raise ValueError(f"model_type must be {MODEL_TYPE!r}, got {data.get('model_type')!r}")
+        return cls(**{k: v for k, v in data.items() if k != "model_type"})
+
+
+@dataclass
+class Encoded:
+    """Logits and the hidden state after the embeddings and after every layer (for distillation)."""
+
+    logits: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...]
+
+
+def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(batch, seq) of 1 = token / 0 = padding -> boolean (batch, 1, 1, seq), True = attend."""
+    return None if attention_mask is None else attention_mask[:, None, None, :].bool()
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, head_size: int, dropout: float) -> torch.Tensor:
+    """Scaled dot-product attention over heads of `head_size`; q, k, v: (batch, seq, heads * head_size)."""
+    batch, seq, _ = q.shape
+
+    def split(t: torch.Tensor) -> torch.Tensor:
+        return t.view(batch, seq, -1, head_size).transpose(1, 2)  # (batch, heads, seq, head_size)
+
+    ctx = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask, dropout_p=dropout)
+    return ctx.transpose(1, 2).reshape(batch, seq, -1)  # (batch, seq, heads * head_size)
+
+
+class Embeddings(nn.Module):
+    """Word + position + token-type embeddings, LayerNorm, dropout (as BERT)."""
+
+    def __init__(self, c: CompactBertConfig) -> None:
+        super().__init__()
+        self.word = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
+        self.position = nn.Embedding(c.max_position, c.hidden_size)
+        self.token_type = nn.Embedding(c.type_vocab, c.hidden_size)
+        self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(c.hidden_dropout)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        types = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+        x = self.word(input_ids) + self.token_type(types) + self.position(positions)
+        return self.dropout(self.norm(x))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with `heads` heads, residual and LayerNorm."""
+
+    def __init__(self, c: CompactBertConfig, heads: int, linear: type[nn.Linear] = nn.Linear) -> None:
+        super().__init__()
+        width = heads * c.head_size
+        self.head_size, self.dropout_p = c.head_size, c.attention_dropout
+        self.query, self.key, self.value = (linear(c.hidden_size, width) for _ in range(3))
+        self.output = linear(width, c.hidden_size)
+        self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(c.hidden_dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        p = self.dropout_p if self.training else 0.0
+        ctx = attend(self.query(x), self.key(x), self.value(x), mask, self.head_size, p)
+        return self.norm(x + self.dropout(self.output(ctx)))
+
+
+class FeedForward(nn.Module):
+    """The position-wise FFN with `units` hidden units, residual and LayerNorm."""
+
+    def __init__(self, c: CompactBertConfig, units: int, linear: type[nn.Linear] = nn.Linear) -> None:
+        super().__init__()
+        self.up = linear(c.hidden_size, units)
+        self.down = linear(units, c.hidden_size)
+        self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(c.hidden_dropout)
+        self.act = ACTIVATIONS[c.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x + self.dropout(self.down(self.act(self.up(x)))))
+
+
+class Layer(nn.Module):
+    def __init__(self, c: CompactBertConfig, heads: int, units: int) -> None:
+        super().__init__()
+        self.attention = Attention(c, heads) if heads else None
+        self.ffn = FeedForward(c, units) if units else None
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if self.attention is not None:
+            x = self.attention(x, mask)
+        return x if self.ffn is None else self.ffn(x)
+
+
+class ClassifierHead(nn.Module):
+    """BERT's pooler (dense + tanh on the first token) followed by the linear classifier."""
+
+    def __init__(self, c: CompactBertConfig) -> None:
+        super().__init__()
+        self.pooler = nn.Linear(c.hidden_size, c.hidden_size)
+        self.dropout = nn.Dropout(c.classifier_dropout)
+        self.classifier = nn.Linear(c.hidden_size, c.num_labels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(torch.tanh(self.pooler(hidden[:, 0]))))
+
+
+class CompactBert(nn.Module):
+    """forward(input_ids, attention_mask, token_type_ids) -> logits (batch, num_labels)."""
+
+    def __init__(self, config: CompactBertConfig, layer: Callable[[CompactBertConfig, int, int], nn.Module] = Layer) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.layers = nn.ModuleList(layer(config, h, u) for h, u in zip(config.heads, config.units))
+        self.head = ClassifierHead(config)
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None) -> Encoded:
+        mask = key_padding_mask(attention_mask)
+        states = [self.embeddings(input_ids, token_type_ids)]
+        for layer in self.layers:
+            states.append(layer(states[-1], mask))
+        return Encoded(self.head(states[-1]), tuple(states))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(input_ids, attention_mask, token_type_ids).logits
+
+
+def save(model: CompactBert, directory: str | Path) -> Path:
+    """Write config.json and model.safetensors."""
+    from safetensors.torch import save_file
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG_NAME).write_text(json.dumps(model.config.to_json(), indent=2) + "\n")
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / WEIGHTS_NAME))
+    return out
+
+
+def load(directory: str | Path, device: str = "cpu") -> CompactBert:
+    """A CompactBert from a directory written by `save`, in eval mode."""
+    from safetensors.torch import load_file
+
+    path = Path(directory)
+    config = CompactBertConfig.from_json(json.loads((path / CONFIG_NAME).read_text()))
+    model = CompactBert(config)
+    model.load_state_dict(load_file(str(path / WEIGHTS_NAME), device=device), strict=True)
+    return model.to(device).eval()
