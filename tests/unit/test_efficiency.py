@@ -232,7 +232,7 @@ def test_bigger_model_measures_slower() -> None:
     width = 384
     big = nn.Sequential(*(nn.Linear(width, width) for _ in range(6)))  # ~227 MFLOPs at seq 128
     small = nn.Linear(8, 8)  # ~16 kFLOPs at seq 128
-    opts = LatencyOptions(warmup=1, repeats=5)
+    opts = LatencyOptions(warmup=1, repeats=9)
     t_big = measure_latency(big, opts, vectors(width)).median_ms
     t_small = measure_latency(small, opts, vectors(8)).median_ms
     assert t_big > 10 * t_small
