@@ -17,11 +17,13 @@ SEARCH_SPACES: dict[str, str] = {
     "layer": "search_spaces.pruning:LayerSpace",
     "medium": "search_spaces.pruning:MediumSpace",
     "large": "search_spaces.pruning:LargeSpace",
+    "autodistill": "search_spaces.autodistill:AutoDistillSpace",
 }
 
 #: a trainer entry names a module with `train(ctx, report)` and `OPTIONS` (a frozen dataclass).
 TRAINERS: dict[str, str] = {
     "synthetic": "trainers.synthetic",
+    "flash_distill": "trainers.autodistill.trainer",
 }
 
 SEARCHERS: dict[str, str] = {

@@ -1,0 +1,66 @@
+"""A short supervised fine-tune and its accuracy: the downstream-quality probe of a distilled student.
+
+AutoDistill ranks students by pre-training accuracy and confirms on GLUE after regular distillation
+(autodistill.txt §4.1, §4.4); at search time a few hundred fine-tuning steps on a shipped task give a
+cheap estimate of the downstream quality that ranking is meant to predict.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.encode import Encoded
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    steps: int = 100
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"option 'finetune_{name}' must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"option 'finetune_lr' must be > 0, got {self.lr}")
+
+
+def finetune(model: nn.Module, train: Encoded, config: FinetuneConfig, seed: int = 0) -> float:
+    """Train `model` ((B, S) ids, (B, S) mask -> (B, C) logits) for `config.steps`; returns the last loss."""
+    if train.labels is None:
+        raise ValueError("fine-tuning needs a labelled split")
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    loss = torch.tensor(float("nan"))
+    for _ in range(config.steps):
+        rows = torch.randint(len(train), (min(config.batch_size, len(train)),), generator=generator)
+        logits = model(train.input_ids[rows].to(device), train.attention_mask[rows].to(device))  # (B, C)
+        loss = F.cross_entropy(logits, train.labels[rows].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return float(loss)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, split: Encoded, batch_size: int = 64) -> float:
+    """Fraction of `split` the model labels correctly (eval mode; the mode is restored)."""
+    if split.labels is None:
+        raise ValueError("accuracy needs a labelled split")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(split), batch_size):
+        end = start + batch_size
+        logits = model(split.input_ids[start:end].to(device), split.attention_mask[start:end].to(device))
+        correct += int((logits.argmax(-1).cpu() == split.labels[start:end]).sum())
+    model.train(was_training)
+    return correct / len(split)

@@ -1,0 +1,157 @@
+"""The `flash_distill` trainer: score one AutoDistill student (autodistill.txt §3, Fig. 1).
+
+For one architecture of the `autodistill` space: build the student, initialise its embeddings from
+the teacher (§3.3.2), measure its latency on this worker (§3.4; batch 1 by default, as in §4.1),
+Flash-distil it on pre-training text (§3.3) reporting after every stage, then fine-tune it briefly on
+a shipped task. Every report carries the analytic parameter counts and the measured latency, so a
+multi-objective scheduler can compare students at any stage. Final metrics:
+
+- `agreement`: held-out cosine agreement of the student's last block with the teacher's last layer;
+- `mlm_accuracy`: held-out masked-token accuracy (the paper's pre-training accuracy);
+- `accuracy`: validation accuracy after `finetune_steps` on `task` (absent when `task` is null);
+- `params`, `params_non_embedding`, `latency_ms`, `latency_p90_ms`, `latency_cv`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Literal
+
+import torch
+from safetensors.torch import save_file
+
+from search_spaces.autodistill import AutoDistillSpace, StudentArch
+from trainers.autodistill.embedding_init import init_embeddings_from_teacher
+from trainers.autodistill.finetune import FinetuneConfig, accuracy, finetune
+from trainers.autodistill.student import Student, StudentClassifier
+from trainers.data import load_data, load_model_dir
+from trainers.distill.flash import FlashConfig, flash_distill
+from trainers.distill.teacher import Teacher
+from trainers.efficiency import LatencyOptions, device_for_worker, measure_latency, token_inputs
+from trainers.encode import encode
+from trainers.options import build_options
+from trainers.report import Metrics, Report, TrainerError, TrialContext
+
+
+@dataclass(frozen=True)
+class FlashDistillOptions(FlashConfig):
+    """Flash Distillation settings (inherited) plus the teacher, the data and the measurements."""
+
+    #: a model asset name (`minilm-l6`, `mpnet-base`) or a local model folder.
+    teacher: str = "minilm-l6"
+    #: a language-modelling data source for `trainers.data.load_data` (asset name, folder or file).
+    corpus: str = "wikitext2"
+    seq_len: int = 64
+    #: pre-training blocks of `seq_len` tokens read from the corpus's train split.
+    corpus_blocks: int = 2000
+    #: a classification data source for the fine-tuning probe; null skips it.
+    task: str | None = "movie-reviews"
+    task_max_length: int = 64
+    task_train_examples: int = 2000
+    task_eval_examples: int = 500
+    finetune_steps: int = 100
+    finetune_batch_size: int = 32
+    finetune_lr: float = 5e-4
+    latency_batch: int = 1
+    latency_seq_len: int = 128
+    latency_repeats: int = 20
+    latency_threads: int = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: write the distilled student (safetensors + arch.json) to the trial directory.
+    save_student: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("seq_len", "task_max_length"):
+            if getattr(self, name) < 8:
+                raise ValueError(f"option {name!r} must be >= 8, got {getattr(self, name)}")
+        for name in ("corpus_blocks", "task_train_examples", "task_eval_examples", "latency_batch",
+                     "latency_seq_len", "latency_repeats", "latency_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
+        self.finetune_config()  # validates the fine-tuning options
+
+    def flash_config(self) -> FlashConfig:
+        return FlashConfig(**{f.name: getattr(self, f.name) for f in fields(FlashConfig)})
+
+    def finetune_config(self) -> FinetuneConfig:
+        return FinetuneConfig(steps=self.finetune_steps, batch_size=self.finetune_batch_size, lr=self.finetune_lr,
+                              weight_decay=self.weight_decay)
+
+
+OPTIONS = FlashDistillOptions
+
+
+def train(ctx: TrialContext, report: Report) -> Metrics:
+    opts = build_options(FlashDistillOptions, ctx.options)
+    if not isinstance(ctx.space, AutoDistillSpace):
+        raise TrainerError(f"the flash_distill trainer needs the 'autodistill' search space, got {ctx.space.name!r}")
+    arch = ctx.space.arch(ctx.arch)  # an unbuildable student fails here, before anything is loaded
+    device = device_for_worker() if opts.device == "auto" else torch.device(opts.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainerError("option 'device' is 'cuda' but this worker has no CUDA device")
+    torch.manual_seed(ctx.seed)
+    teacher = Teacher.load(load_model_dir(opts.teacher), device)
+    check_fits_teacher(arch, teacher, opts)
+    student = Student(arch).to(device)
+    init_embeddings_from_teacher(student, teacher.embedding_tables())
+
+    static = {**ctx.space.metrics(ctx.arch), **student_latency(student, opts)}
+    flash = flash_distill(student, teacher, *corpus_blocks(opts, teacher, ctx.seed), opts.flash_config(),
+                          lambda m: report({**m, **static}), seed=ctx.seed)
+    if opts.save_student and ctx.trial_dir is not None:
+        ctx.trial_dir.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(ctx.trial_dir / "student.safetensors"))
+        (ctx.trial_dir / "arch.json").write_text(json.dumps(asdict(arch), indent=1))
+    metrics = {**flash.metrics, **static}
+    if opts.task is not None:
+        metrics["accuracy"] = probe_accuracy(student, teacher, opts, ctx.seed)
+        metrics["stage"] = metrics["stage"] + 1
+        metrics["step"] = metrics["step"] + opts.finetune_steps
+        report(metrics)
+    return metrics
+
+
+def check_fits_teacher(arch: StudentArch, teacher: Teacher, opts: FlashDistillOptions) -> None:
+    """One-line errors for a space that does not match the teacher it distils from."""
+    if arch.vocab_size != teacher.vocab_size:
+        raise TrainerError(f"the space's vocab_size={arch.vocab_size} must equal teacher {opts.teacher!r}'s "
+                           f"{teacher.vocab_size}: set vocab_size in the search space options")
+    if max(opts.seq_len, opts.task_max_length, opts.latency_seq_len) > arch.max_positions:
+        raise TrainerError(f"seq_len, task_max_length and latency_seq_len must be <= the space's "
+                           f"max_positions={arch.max_positions}")
+
+
+def student_latency(student: Student, opts: FlashDistillOptions) -> dict[str, float]:
+    """Measured forward latency; it depends on the architecture only, so it is taken before training."""
+    options = LatencyOptions(batch=opts.latency_batch, seq_len=opts.latency_seq_len, repeats=opts.latency_repeats,
+                             threads=opts.latency_threads)
+    return measure_latency(student, options, token_inputs(student.arch.vocab_size)).as_metrics()
+
+
+def corpus_blocks(opts: FlashDistillOptions, teacher: Teacher, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, validation) token blocks of `seq_len` from the corpus, in the teacher's tokenisation."""
+    task = load_data(opts.corpus, seed=seed)
+    if task.kind != "language-modeling":
+        raise TrainerError(f"option 'corpus' must be unlabelled text, {opts.corpus!r} is a {task.kind} task")
+    train_split = encode(task, teacher.tokenizer, max_length=opts.seq_len, max_examples=opts.corpus_blocks,
+                         seed=seed, splits=("train",))["train"]
+    valid_split = encode(task, teacher.tokenizer, max_length=opts.seq_len, max_examples=opts.eval_blocks,
+                         seed=seed, splits=("validation",))["validation"]
+    return train_split.input_ids, valid_split.input_ids
+
+
+def probe_accuracy(student: Student, teacher: Teacher, opts: FlashDistillOptions, seed: int) -> float:
+    """Validation accuracy of the student after a short fine-tune on `opts.task`."""
+    assert opts.task is not None
+    task = load_data(opts.task, seed=seed)
+    if task.kind != "classification":
+        raise TrainerError(f"option 'task' must be a classification task, {opts.task!r} is {task.kind}")
+    train_split = encode(task, teacher.tokenizer, max_length=opts.task_max_length,
+                         max_examples=opts.task_train_examples, seed=seed, splits=("train",))["train"]
+    eval_split = encode(task, teacher.tokenizer, max_length=opts.task_max_length,
+                        max_examples=opts.task_eval_examples, seed=seed, splits=("validation",))["validation"]
+    device = student.embeddings.word.weight.device
+    classifier = StudentClassifier(student, task.num_labels).to(device)
+    finetune(classifier, train_split, opts.finetune_config(), seed=seed)
+    return accuracy(classifier, eval_split)

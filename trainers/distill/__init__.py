@@ -1,0 +1,1 @@
+"""Knowledge distillation: losses, teachers, corpora and the Flash Distillation schedule."""

@@ -1,0 +1,222 @@
+"""Flash Distillation (AutoDistill, Zhang et al. 2022, §3.3): a short distillation that ranks students.
+
+Stages, each ending with a report so an early-stopping scheduler can drop weak students:
+
+1..K  Progressive layer-wise transfer (§3.3.3, after MobileBERT): stage k trains student block k
+      (stage 1 also the embeddings) and its adapter to reproduce the mapped teacher layer's
+      attention maps (Eq. 1) and output features (Eq. 2); blocks 1..k-1 are frozen and blocks after
+      k are not run.
+K+1   Pre-training distillation (§3.3.1, Eq. 3) with every student parameter trainable.
+
+Eq. 3 combines the MLM loss, an MLM distillation loss against the teacher's MLM head and an NSP
+loss. The shipped teachers (sentence-transformers MiniLM and MPNet encoders) have neither an MLM
+nor an NSP head, so stage K+1 uses this substitute:
+  L = alpha * L_M + (1 - alpha) * L_HD
+- L_M: masked-token reconstruction (BERT masking) through a student MLM head whose decoder is the
+  student's word embeddings, which come from the teacher's — the student's own MLM loss, as in Eq. 3;
+- L_HD: MSE between the (adapted) student's last block and the teacher's last layer, the teacher
+  reading the same corrupted input — in place of L_MD it transfers what the teacher infers at
+  masked positions from context, through its representation instead of a vocabulary distribution;
+- no NSP term: the teachers have no NSP head, and RoBERTa (Liu et al. 2019) showed it unnecessary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trainers.autodistill.student import Student
+from trainers.distill.masking import IGNORE, mask_tokens, sample_batch
+from trainers.distill.evaluate import held_out_agreement, masked_token_accuracy
+from trainers.distill.losses import feature_mse
+from trainers.distill.teacher import Teacher
+from trainers.distill.transfer import DistillHeads, layer_losses, teacher_layer
+from trainers.report import Report
+
+
+@dataclass(frozen=True)
+class FlashConfig:
+    """Step counts and optimisation settings of one Flash Distillation."""
+
+    #: progressive transfer steps for each block (the paper: 500 per block, 12k for 24 blocks).
+    steps_per_block: int = 20
+    #: pre-training distillation steps (the paper: 25k; a fixed ratio to the progressive steps).
+    pretrain_steps: int = 60
+    #: linear warm-up steps at the start of pre-training distillation, then linear decay to 0.
+    warmup_steps: int = 6
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    mask_prob: float = 0.15
+    #: weight of masked-token reconstruction against hidden-state distillation (Eq. 3's alpha).
+    alpha: float = 0.5
+    #: report every this many pre-training steps (0: only at the end of the stage).
+    report_every: int = 0
+    #: held-out blocks scored at every report.
+    eval_blocks: int = 16
+
+    def __post_init__(self) -> None:
+        for name, low in (("steps_per_block", 1), ("pretrain_steps", 0), ("warmup_steps", 0), ("batch_size", 1),
+                          ("report_every", 0), ("eval_blocks", 1)):
+            if getattr(self, name) < low:
+                raise ValueError(f"option {name!r} must be >= {low}, got {getattr(self, name)}")
+        for name in ("lr", "grad_clip"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"option {name!r} must be > 0, got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            raise ValueError(f"option 'weight_decay' must be >= 0, got {self.weight_decay}")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ValueError(f"option 'mask_prob' must be in (0, 1), got {self.mask_prob}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"option 'alpha' must be in [0, 1], got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class FlashResult:
+    global_step: int
+    heads: DistillHeads
+    #: the metrics of the last report.
+    metrics: dict[str, float]
+
+
+class FlashDistiller:
+    """Runs the K + 1 stages on `train_blocks` (N, seq_len) token ids and scores on `valid_blocks`."""
+
+    def __init__(self, student: Student, teacher: Teacher, train_blocks: Tensor, valid_blocks: Tensor,
+                 config: FlashConfig, report: Report, seed: int = 0) -> None:
+        if teacher.vocab_size != student.arch.vocab_size:
+            raise ValueError(f"student vocab_size={student.arch.vocab_size} must equal the teacher's {teacher.vocab_size}")
+        self.student = student
+        self.teacher = teacher
+        self.device = teacher.device
+        self.heads = DistillHeads(student.arch, teacher.hidden_size).to(self.device)
+        self.student.to(self.device)
+        self.train_blocks = train_blocks
+        self.valid_blocks = valid_blocks[: config.eval_blocks]
+        self.config = config
+        self.report = report
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+        self.global_step = 0
+        self.metrics: dict[str, float] = {}
+
+    def run(self) -> FlashResult:
+        for block in range(1, self.student.arch.num_blocks + 1):
+            self.progressive_stage(block)
+        if self.config.pretrain_steps:
+            self.pretraining_stage()
+        self.student.requires_grad_(True)
+        return FlashResult(global_step=self.global_step, heads=self.heads, metrics=dict(self.metrics))
+
+    # ---- stages -----------------------------------------------------------------------------
+    def progressive_stage(self, block: int) -> None:
+        """Stage `block`: train only that block (and the embeddings in stage 1) and its adapter."""
+        arch = self.student.arch
+        layer = teacher_layer(block, arch.num_blocks, self.teacher.num_layers)
+        adapter = self.heads.adapters[block - 1]
+        self.student.requires_grad_(False)
+        trainable = [self.student.blocks[block - 1], adapter] + ([self.student.embeddings] if block == 1 else [])
+        for module in trainable:
+            module.requires_grad_(True)
+        optimizer = self.optimizer(trainable)
+        sums = {"loss": 0.0, "attention_kl": 0.0, "feature_mse": 0.0}
+        self.student.train()
+        for _ in range(self.config.steps_per_block):
+            ids = self.batch()
+            mask = torch.ones_like(ids)
+            target = self.teacher(ids, mask, num_layers=layer)
+            losses = layer_losses(self.student(ids, mask, num_blocks=block), target, block, layer, adapter, mask)
+            self.step(optimizer, losses.total, trainable)
+            for key, value in (("loss", losses.total), ("attention_kl", losses.attention_kl),
+                               ("feature_mse", losses.feature_mse)):
+                sums[key] += value.item()
+        means = {k: v / self.config.steps_per_block for k, v in sums.items()}
+        agreement = held_out_agreement(self.student, self.heads, self.teacher, self.valid_blocks, block,
+                                       self.config.batch_size)
+        self.emit(stage=block, losses=means, scores={"agreement": agreement})
+
+    def pretraining_stage(self) -> None:
+        """Stage K + 1: the Eq. 3 substitute (see the module docstring) on every parameter."""
+        cfg = self.config
+        stage = self.student.arch.num_blocks + 1
+        adapter = self.heads.adapters[-1]
+        self.student.requires_grad_(True)
+        trainable: list[nn.Module] = [self.student, adapter, self.heads.mlm]
+        optimizer = self.optimizer(trainable)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(cfg.warmup_steps, cfg.pretrain_steps))
+        every = cfg.report_every or cfg.pretrain_steps
+        sums = {"loss": 0.0, "mlm_loss": 0.0, "hidden_mse": 0.0}
+        count = 0
+        for step in range(1, cfg.pretrain_steps + 1):
+            self.student.train()
+            ids, labels = mask_tokens(self.batch().cpu(), self.teacher.tokenizer, cfg.mask_prob, self.generator)
+            ids, labels = ids.to(self.device), labels.to(self.device)
+            mask = torch.ones_like(ids)
+            target = self.teacher(ids, mask).hidden_states[-1]  # (B, S, D)
+            out = self.student(ids, mask)
+            chosen = labels != IGNORE  # (B, S)
+            logits = self.heads.mlm(out.last_hidden_state[chosen], self.student.embeddings.word.weight)  # (M, vocab)
+            mlm_loss = F.cross_entropy(logits, labels[chosen])
+            hidden_mse = feature_mse(target, adapter(out.last_hidden_state), mask)
+            loss = cfg.alpha * mlm_loss + (1.0 - cfg.alpha) * hidden_mse
+            self.step(optimizer, loss, trainable)
+            schedule.step()
+            for key, value in (("loss", loss), ("mlm_loss", mlm_loss), ("hidden_mse", hidden_mse)):
+                sums[key] += value.item()
+            count += 1
+            if step % every == 0 or step == cfg.pretrain_steps:
+                self.emit(stage=stage, losses={k: v / count for k, v in sums.items()}, scores=self.final_scores())
+                sums, count = dict.fromkeys(sums, 0.0), 0
+
+    def final_scores(self) -> dict[str, float]:
+        """Held-out agreement of the last block and masked-token accuracy (the paper's MLM accuracy)."""
+        k = self.student.arch.num_blocks
+        return {
+            "agreement": held_out_agreement(self.student, self.heads, self.teacher, self.valid_blocks, k,
+                                            self.config.batch_size),
+            "mlm_accuracy": masked_token_accuracy(self.student, self.heads, self.teacher.tokenizer, self.valid_blocks,
+                                                  self.config.mask_prob, self.seed, self.config.batch_size),
+        }
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def batch(self) -> Tensor:
+        return sample_batch(self.train_blocks, self.config.batch_size, self.generator).to(self.device)
+
+    def optimizer(self, modules: Iterable[nn.Module]) -> torch.optim.Optimizer:
+        params = [p for m in modules for p in m.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def step(self, optimizer: torch.optim.Optimizer, loss: Tensor, modules: list[nn.Module]) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"distillation loss became {float(loss)} at step {self.global_step + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_([p for m in modules for p in m.parameters() if p.requires_grad], self.config.grad_clip)
+        optimizer.step()
+        self.global_step += 1
+
+    def emit(self, stage: int, losses: dict[str, float], scores: dict[str, float]) -> None:
+        self.metrics = {"stage": float(stage), "step": float(self.global_step), **losses, **scores}
+        self.report(self.metrics)
+
+
+def warmup_then_decay(warmup: int, total: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear from 1/(warmup+1) to 1 over `warmup` steps, then linear to 0 at `total`."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def flash_distill(student: Student, teacher: Teacher, train_blocks: Tensor, valid_blocks: Tensor,
+                  config: FlashConfig, report: Report, seed: int = 0) -> FlashResult:
+    """Flash-distil `student` from `teacher` in place and return the distillation heads and last metrics."""
+    torch.manual_seed(seed)
+    return FlashDistiller(student, teacher, train_blocks, valid_blocks, config, report, seed).run()

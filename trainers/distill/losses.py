@@ -1,0 +1,122 @@
+"""Knowledge-distillation losses, one function each.
+
+- `logit_kl`: the soft-target KL of Hinton et al. (2015), scaled by T^2 so gradients keep their
+  size across temperatures.
+- `attention_kl`: AutoDistill's MHA transfer (autodistill.txt §3.3.1, Eq. 1), KL(teacher || student)
+  per attention row, averaged over heads and query positions. `align_heads` makes head counts meet.
+- `feature_mse`: AutoDistill's feature-map transfer (Eq. 2), mean squared error per token and feature.
+- `pearson_class_loss`, `pearson_feature_loss`: ELM's relational, scale-and-shift invariant losses
+  (elm-elastic-architecture-search.txt §III, Eq. 4 and Eq. 5, after DIST).
+
+Masks are (B, S) with 1 for real tokens and 0 for padding; padded positions do not count.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+# Probabilities are clamped here before the log: a student row that underflows to exactly 0 where the
+# teacher is positive would otherwise give an infinite loss and NaN gradients.
+_MIN_PROB = 1e-12
+
+
+def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean of `values` (B, S) over the positions where `mask` (B, S) is 1 (all when None)."""
+    if mask is None:
+        return values.mean()
+    weights = mask.to(values.dtype)
+    return (values * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def logit_kl(teacher_logits: Tensor, student_logits: Tensor, temperature: float = 1.0,
+             mask: Tensor | None = None) -> Tensor:
+    """KL(softmax(t/T) || softmax(s/T)) * T^2, averaged over rows.
+
+    Logits are (..., C); `mask`, when given, has the leading shape (...) and selects the rows.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_same_shape(teacher_logits, student_logits)
+    log_p_t = torch.log_softmax(teacher_logits / temperature, dim=-1)
+    log_p_s = torch.log_softmax(student_logits / temperature, dim=-1)
+    per_row = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)  # (...)
+    return masked_mean(per_row, mask) * temperature**2
+
+
+def attention_kl(teacher_probs: Tensor, student_probs: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Eq. 1: (1 / SH) sum_s sum_h KL(a_T[s, h] || a_S[s, h]), averaged over the batch.
+
+    Both are attention probabilities (B, H, S, S), rows over keys summing to 1; use `align_heads`
+    first when the head counts differ. Only real query positions (mask == 1) are averaged.
+    """
+    check_same_shape(teacher_probs, student_probs)
+    p_t = teacher_probs
+    p_s = student_probs.clamp_min(_MIN_PROB)
+    # xlogy(0, .) = 0: keys the teacher ignores (padding) add nothing.
+    per_row = (torch.xlogy(p_t, p_t) - torch.xlogy(p_t, p_s)).sum(-1).mean(1)  # (B, S): mean over heads
+    return masked_mean(per_row, mask)
+
+
+def merge_heads(probs: Tensor, groups: int) -> Tensor:
+    """(B, H, S, S) -> (B, groups, S, S): the mean of each run of H / groups adjacent heads.
+
+    A mean of attention distributions is still a distribution, so KL stays well defined.
+    """
+    bsz, heads, q, k = probs.shape
+    if groups < 1 or heads % groups:
+        raise ValueError(f"groups must divide the {heads} heads, got {groups}")
+    return probs.view(bsz, groups, heads // groups, q, k).mean(2)
+
+
+def align_heads(teacher_probs: Tensor, student_probs: Tensor) -> tuple[Tensor, Tensor]:
+    """Both attention maps with gcd(H_teacher, H_student) heads, so they can be compared head by head.
+
+    A student whose head count divides the teacher's keeps its heads and sees the teacher's heads
+    averaged in groups; otherwise both sides are merged to the common divisor.
+    """
+    groups = math.gcd(teacher_probs.shape[1], student_probs.shape[1])
+    return merge_heads(teacher_probs, groups), merge_heads(student_probs, groups)
+
+
+def feature_mse(teacher_features: Tensor, student_features: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Eq. 2: (1 / SN) sum_s sum_i (f_T[s, i] - f_S[s, i])^2, averaged over the batch.
+
+    Features are (B, S, N) — project the student to the teacher's width N first.
+    """
+    check_same_shape(teacher_features, student_features)
+    per_token = (teacher_features - student_features).pow(2).mean(-1)  # (B, S)
+    return masked_mean(per_token, mask)
+
+
+def pearson_correlation(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+    """Pearson's rho between a and b along the last axis: (..., C) x (..., C) -> (...)."""
+    check_same_shape(a, b)
+    a = a - a.mean(-1, keepdim=True)
+    b = b - b.mean(-1, keepdim=True)
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1) + eps)
+
+
+def pearson_class_loss(teacher_logits: Tensor, student_logits: Tensor) -> Tensor:
+    """ELM Eq. 4: (1 / B) sum_i [1 - rho(Y_T[i], Y_S[i])] over the (B, C) class outputs."""
+    if teacher_logits.dim() != 2:
+        raise ValueError(f"logits must be (B, C), got shape {tuple(teacher_logits.shape)}")
+    return (1.0 - pearson_correlation(teacher_logits, student_logits)).mean()
+
+
+def pearson_feature_loss(teacher_features: Tensor, student_features: Tensor, mask: Tensor | None = None) -> Tensor:
+    """ELM Eq. 5 for one layer: the mean over the B x N tokens of 1 - rho across the C channels.
+
+    Features are (B, N, C) attention or FFN outputs at equal width. Eq. 5 averages this over the
+    L distilled layers; with equal B x N per layer that is the mean of the per-layer values.
+    """
+    if teacher_features.dim() != 3:
+        raise ValueError(f"features must be (B, N, C), got shape {tuple(teacher_features.shape)}")
+    per_token = 1.0 - pearson_correlation(teacher_features, student_features)  # (B, N)
+    return masked_mean(per_token, mask)
+
+
+def check_same_shape(teacher: Tensor, student: Tensor) -> None:
+    if teacher.shape != student.shape:
+        raise ValueError(f"teacher and student shapes must match, got {tuple(teacher.shape)} and {tuple(student.shape)}")
