@@ -32,11 +32,11 @@ def save_tiny_bert(directory: Path, seed: int = 0, **overrides: Any) -> BertForS
 
 
 def tiny_batch(seed: int = 1, batch: int = 3, seq: int = 12) -> dict[str, torch.Tensor]:
-    """input_ids / attention_mask (one padded row) / token_type_ids for the tiny vocabulary."""
+    """input_ids / attention_mask (last row half padding) / token_type_ids for the tiny vocabulary."""
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(1, SIZES["vocab_size"], (batch, seq), generator=gen)
     mask = torch.ones(batch, seq, dtype=torch.long)
-    mask[1, seq // 2 :] = 0
+    mask[-1, seq // 2 :] = 0
     types = torch.zeros(batch, seq, dtype=torch.long)
     types[:, seq // 3 :] = 1
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
