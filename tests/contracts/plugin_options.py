@@ -15,3 +15,6 @@ SEARCHER_OPTIONS: dict[str, dict[str, Any]] = {
 SCHEDULER_OPTIONS: dict[str, dict[str, Any]] = {
     "moasha": {"fidelity": "step", "min_fidelity": 1, "max_fidelity": 9, "reduction_factor": 3},
 }
+
+#: constructor options of a search space in the contract tests (defaults when not listed).
+SEARCH_SPACE_OPTIONS: dict[str, dict[str, Any]] = {}
