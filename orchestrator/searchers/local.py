@@ -67,7 +67,7 @@ class LocalSearcher(PopulationSearcher):
             self.started = True
             return dict(self.start) if self.start is not None else self.random_fresh()
         if not self.front:
-            # The starting point is still running or failed: start elsewhere meanwhile.
+            # No front yet (the start is running or failed, or the search just restarted).
             return self.random_fresh()
         config = self.step()
         if config is None:
@@ -83,7 +83,7 @@ class LocalSearcher(PopulationSearcher):
             parent = self.evaluated[self.front[int(i)]][0]
             if self.move == "resample":
                 # rate 0: exactly one random dimension gets a new value (Algorithm 5).
-                config = self.try_fresh(lambda: self.space.mutate(parent, self.rng, rate=0.0))
+                config = self.try_fresh(lambda: self.space.mutate(parent, self.rng, rate=0.0), seen)
                 if config is not None:
                     return config
                 continue

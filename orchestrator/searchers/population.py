@@ -57,9 +57,9 @@ class PopulationSearcher(Searcher):
         config = self.try_fresh(move)
         return config if config is not None else self.random_fresh()
 
-    def try_fresh(self, move: Callable[[], Config]) -> Config | None:
+    def try_fresh(self, move: Callable[[], Config], seen: set[str] | None = None) -> Config | None:
         """Like `fresh`, but None when `REDRAWS` draws found nothing new and feasible."""
-        seen = self.seen()
+        seen = self.seen() if seen is None else seen
         for _ in range(REDRAWS):
             config = move()
             if config_key(config) not in seen and self.analytically_feasible(config):

@@ -13,11 +13,10 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pytest
-import torch
-from botorch.utils.multi_objective.hypervolume import Hypervolume
 
 from orchestrator import registry
 from orchestrator.objectives import Constraint, Objective, Objectives
+from orchestrator.pareto import hypervolume
 from orchestrator.searchers.base import FINISHED, Searcher
 from search_spaces.synthetic import SyntheticSpace
 from tests.contracts.plugin_options import SEARCHER_OPTIONS
@@ -147,14 +146,6 @@ def test_suggestions_respect_analytic_constraints(name: str) -> None:
     assert len(done) >= 10
     too_big = [c for _, c, _ in done if space.metrics(c)["params"] > 4]
     assert too_big == []
-
-
-def hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
-    inside = points[np.all(points < ref, axis=1)]
-    if len(inside) == 0:
-        return 0.0
-    # BoTorch maximises: negate both.
-    return float(Hypervolume(-torch.as_tensor(ref)).compute(-torch.as_tensor(inside)))
 
 
 @pytest.mark.parametrize("name", NAMES)
