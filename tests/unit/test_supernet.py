@@ -14,6 +14,7 @@ from transformers import BertConfig, BertModel
 
 from search_spaces.base import InvalidArchitectureError
 from search_spaces.pruning import LargeSpace, LayerSpace, MediumSpace, PruningSpace, SmallSpace
+from tests.asset_fixtures import shipped_assets  # noqa: F401
 from tests.unit.tiny_bert import SIZES, save_tiny_bert, tiny_batch
 from trainers.supernet import CheckpointError, IllegalSubNetworkError, SubNetwork, SuperNetwork
 
@@ -175,3 +176,20 @@ def test_mismatched_checkpoints_are_refused_in_one_line(checkpoint: Path, tmp_pa
     (tmp_path / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 3}))
     with pytest.raises(CheckpointError, match="checkpoint lacks 16 tensors"):
         SuperNetwork.from_pretrained(tmp_path)
+
+
+@pytest.mark.assets
+def test_minilm_l6_super_network_equals_the_shipped_encoder(shipped_assets: Path) -> None:  # noqa: F811
+    from trainers.data import load_model_dir, load_tokenizer
+
+    torch.set_num_threads(1)
+    directory = load_model_dir("minilm-l6")
+    supernet = SuperNetwork.from_pretrained(directory, num_labels=2)
+    encoder = BertModel.from_pretrained(directory).eval()
+    batch = dict(load_tokenizer("minilm-l6")(["a gripping, funny film", "dull"], padding=True, return_tensors="pt"))
+    with torch.no_grad():
+        ours = supernet.encode(**batch).hidden_states[-1]
+        theirs = encoder(**batch).last_hidden_state
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+    space = SmallSpace()
+    assert params(supernet) == space.metrics(space.largest())["params"] == 22_713_216 + 2 * 384 + 2
