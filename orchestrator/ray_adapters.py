@@ -30,14 +30,14 @@ SEARCHER_STATE_FILE = "searcher_state.json"
 SCHEDULER_STATE_FILE = "scheduler_state.json"
 
 
-def trainer_metrics(result: Mapping[str, Any] | None) -> dict[str, float]:
-    """The trainer's own numeric metrics from a Tune result."""
+def trainer_metrics(result: Mapping[str, Any] | None) -> dict[str, float | str]:
+    """The trainer's own metrics (numbers, and text labels such as the hardware) from a Tune result."""
     if not result:
         return {}
     return {
-        k: float(v)
+        k: v if isinstance(v, str) else float(v)
         for k, v in result.items()
-        if k not in _TUNE_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)
+        if k not in _TUNE_KEYS and isinstance(v, (int, float, str)) and not isinstance(v, bool)
     }
 
 
@@ -137,7 +137,9 @@ class ResultsCallback(tune.Callback):
 
 def error_text(trial: Trial) -> str:
     """The last line of the trial's traceback: the exception and its message."""
-    text = trial.get_error() or ""
+    # The local error file is written before this callback runs; get_error() reads the synced copy.
+    local = Path(trial.error_file) if trial.error_file else None
+    text = local.read_text(errors="replace") if local and local.exists() else (trial.get_error() or "")
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
     return lines[-1] if lines else "the trial failed without an error message"
 

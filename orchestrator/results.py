@@ -73,7 +73,7 @@ class TrialRecord:
     trial_id: str
     config: dict[str, Any]
     status: str = RUNNING
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | str] = field(default_factory=dict)
     error: str | None = None
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
@@ -201,9 +201,10 @@ def _is_missing(v: Any) -> bool:
 def record_from_row(row: Mapping[str, Any]) -> TrialRecord:
     config = {k[len("config."):]: _plain(v) for k, v in row.items() if k.startswith("config.") and not _is_missing(v)}
     metrics = {
-        (k[len("metric."):] if k.startswith("metric.") else k): float(v)
+        (k[len("metric."):] if k.startswith("metric.") else k): (v if isinstance(v, str) else float(v))
         for k, v in row.items()
-        if k not in _RESERVED and not k.startswith("config.") and not _is_missing(v) and isinstance(v, (int, float, np.number))
+        if k not in _RESERVED and not k.startswith("config.") and not _is_missing(v)
+        and isinstance(v, (int, float, np.number, str))
     }
     started = row.get("started_at")
     ended = row.get("ended_at")
@@ -253,7 +254,7 @@ def summarise(trials: pd.DataFrame, objectives: Objectives, constraints: tuple[C
     done = trials[trials["status"].isin(FINISHED_STATUSES)] if len(trials) else trials
     if len(done) and all(c in done.columns for c in cols):
         done = done.sort_values("ended_at", kind="stable")
-        rows = [{m: r[c] for m, c in zip(objectives.metrics, cols)} | dict(r) for r in done.to_dict("records")]
+        rows = [dict(r) | {m: r[c] for m, c in zip(objectives.metrics, cols)} for r in done.to_dict("records")]
         ok = [objectives.has_values(r) and feasible(constraints, _metrics_of(r)) for r in rows]
         done = done[ok]
     else:

@@ -12,7 +12,8 @@ from typing import Any, Callable, Mapping, Protocol
 
 from search_spaces.base import SearchSpace
 
-Metrics = Mapping[str, float]
+#: numbers, plus text labels where a number would mislead (e.g. "hardware": "NVIDIA H100").
+Metrics = Mapping[str, float | str]
 Report = Callable[[Metrics], None]
 
 

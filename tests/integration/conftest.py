@@ -1,0 +1,82 @@
+"""One local Ray head for all integration tests (each start costs several seconds).
+
+The head listens on loopback only, lives in its own temporary directory and process group,
+and is stopped at the end of the session: nothing else on the machine is touched.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# Ray >= 2.59 turns token authentication on for local clusters; give the head and its clients
+# one explicit token instead of relying on files in the home directory.
+AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ray_env() -> dict[str, str]:
+    return {**os.environ, **LOOPBACK, **AUTH, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """The GCS address of a Ray head started for this test session."""
+    temp_dir = tempfile.mkdtemp(prefix="lmray-", dir="/tmp")  # Ray's socket paths must stay short
+    port = free_port()
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    log = open(Path(temp_dir) / "head.log", "w")
+    head = subprocess.Popen(
+        [ray_cli, "start", "--head", "--block", f"--port={port}", f"--temp-dir={temp_dir}",
+         "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", f"--dashboard-port={free_port()}",
+         "--num-cpus=2", "--disable-usage-stats"],
+        env=ray_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_for_head(address, head, Path(temp_dir) / "head.log")
+        yield address
+    finally:
+        stop_group(head)
+        log.close()
+
+
+def wait_for_head(address: str, head: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise RuntimeError(f"ray head exited early:\n{log.read_text()[-3000:]}")
+        if "This command will now block" in log.read_text():
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"ray head did not start in {timeout_s}s:\n{log.read_text()[-3000:]}")
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 60) -> None:
+    """SIGTERM the head's process group, then SIGKILL what is left after the grace period."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

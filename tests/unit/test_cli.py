@@ -1,0 +1,47 @@
+"""The command line's user errors: exit 2, one line, no traceback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lmnas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: x\n", "search_space: is required"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("name: x\nsearch_space: synthetic\ntrainer: synthetic\nobjectives: [{metric: f1}]\nsearcher: bo\n",
+         "searcher.name: unknown searcher 'bo'"),
+        ("name: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_validate_and_run_reject_bad_studies_with_one_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    for command in ("validate", "run"):
+        result = lmnas(command, str(path), cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.stderr
+
+
+def test_validate_accepts_the_shipped_studies() -> None:
+    for path in sorted((ROOT / "studies").glob("*.yaml")):
+        result = lmnas("validate", str(path), cwd=ROOT)
+        assert result.returncode == 0, result.stderr
+        assert ": ok" in result.stdout
+
+
+def test_status_of_a_directory_without_results(tmp_path: Path) -> None:
+    result = lmnas("status", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "not a study directory" in result.stderr
