@@ -7,7 +7,7 @@ FFN units, ...) is the space's business and the trainer's.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -77,8 +77,11 @@ class SearchSpace(ABC):
                 return config
         raise InvalidArchitectureError(f"{self.name}: no valid configuration found in 1000 samples")
 
-    def neighbours(self, config: Mapping[str, Any]) -> list[Config]:
-        """Valid configurations that differ from `config` in one dimension by one step."""
+    def neighbours(self, config: Mapping[str, Any]) -> Sequence[Config]:
+        """Valid configurations that differ from `config` in one dimension by one step.
+
+        Large spaces may return a lazy sequence: callers use only len, indexing and iteration.
+        """
         out = []
         for d in self.dims:
             for v in d.neighbours(config[d.name]):
