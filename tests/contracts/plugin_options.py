@@ -9,6 +9,8 @@ SEARCHER_OPTIONS: dict[str, dict[str, Any]] = {
     "local": {"patience": 10},
     "morea": {"population_size": 10, "sample_size": 3},
     "nsga2": {"population": 10},
+    # Synchronous, so a restored searcher continues identically; a shrunk acquisition optimiser.
+    "ax_mobo": {"background": False, "num_restarts": 2, "raw_samples": 32},
 }
 
 #: the contract's synthetic trainer reports "step" 1..9.

@@ -1,0 +1,188 @@
+"""Suggestions computed off the caller's thread.
+
+A model-based searcher can take seconds per suggestion; Tune's driver loop is blocked while
+`suggest` runs, and so is every worker waiting for its next trial. `SuggestionPump` keeps a
+small queue of ready suggestions filled by a background thread: `take` answers at once with a
+ready item or None ("not ready yet"), and results posted by the driver are applied by the
+same thread before the next batch is produced, so the driver never waits on the model.
+
+Two locks: `_cond` guards the queues (held for microseconds by both threads); `_work` guards
+the producer's own state (held by the background thread while it produces, by the driver
+only to save or restore that state).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from contextlib import contextmanager
+from typing import Callable, Generic, Hashable, Iterator, Sequence, TypeVar
+
+logger = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Event = TypeVar("Event")
+
+
+class Exhausted(Exception):
+    """Raised by a producer that has nothing more to propose, ever."""
+
+
+class SuggestionPump(Generic[Item, Event]):
+    """A queue of ready suggestions, refilled by `produce(n)` and kept aware of results.
+
+    `produce(n)` returns up to n new items (it may return fewer) or raises `Exhausted`;
+    `apply(event)` records one result. Both are only ever called with the work lock held.
+    With `background=False` everything runs in the caller's thread (deterministic, for tests).
+    """
+
+    def __init__(
+        self,
+        produce: Callable[[int], Sequence[Item]],
+        apply: Callable[[Event], None],
+        *,
+        queue_size: int,
+        batch_size: int,
+        background: bool,
+        name: str = "suggestion-pump",
+    ) -> None:
+        if queue_size < 1 or batch_size < 1:
+            raise ValueError(f"queue_size and batch_size must be >= 1, got {queue_size}, {batch_size}")
+        self._produce = produce
+        self._apply = apply
+        self.queue_size = queue_size
+        self.batch_size = batch_size
+        self.background = background
+        self._name = name
+        self._work = threading.RLock()
+        self._cond = threading.Condition()
+        self._ready: deque[Item] = deque()
+        self._inbox: deque[Event] = deque()
+        # Callers that got None since the last batch: the next batch serves them all at once.
+        self._waiting: set[Hashable] = set()
+        self._closing = False
+        self._finished = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- the driver's side -----------------------------------------------------------------------
+    def take(self, key: Hashable) -> Item | None:
+        """A ready item, or None when none is ready (the caller asks again later).
+
+        Raises the producer's error, if the background thread hit one, so failures surface
+        in the driver instead of silently starving the workers.
+        """
+        if not self.background:
+            with self._work:
+                self._drain()
+                if not self._ready and not self._finished:
+                    self._fill(1)
+                return self._ready.popleft() if self._ready else None
+        with self._cond:
+            if self._error is not None:
+                raise RuntimeError(f"{self._name}: the background producer failed: {self._error}") from self._error
+            if self._ready:
+                self._waiting.discard(key)
+                return self._ready.popleft()
+            if not self._finished:
+                self._waiting.add(key)
+                self._start()
+                self._cond.notify_all()
+            return None
+
+    def post(self, event: Event) -> None:
+        """Queue a result; it is applied before the next batch is produced."""
+        with self._cond:
+            self._inbox.append(event)
+            if self.background:
+                self._start()
+                self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        """True once the producer is exhausted and no ready item is left."""
+        with self._cond:
+            return self._finished and not self._ready
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Exclusive access to the producer's state, with every posted result applied."""
+        with self._work:
+            self._drain()
+            yield
+
+    def ready_items(self) -> list[Item]:
+        with self._cond:
+            return list(self._ready)
+
+    def restore(self, items: Sequence[Item]) -> None:
+        """Put saved ready items back (after a restart)."""
+        with self._cond:
+            self._ready.extend(items)
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Stop the background thread (after the batch in progress, if any)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    # ---- the producer's side ---------------------------------------------------------------------
+    def _start(self) -> None:
+        """Start the thread on first use (called with `_cond` held)."""
+        if self._thread is None and not self._closing:
+            self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            self._thread.start()
+
+    def _wanted(self) -> int:
+        """How many items the next batch should hold (called with `_cond` held)."""
+        if self._finished:
+            return 0
+        return max(0, min(self.batch_size, self.queue_size + len(self._waiting) - len(self._ready)))
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closing and not self._inbox and self._wanted() == 0:
+                    self._cond.wait()
+                if self._closing:
+                    return
+            try:
+                with self._work:
+                    self._drain()
+                    with self._cond:
+                        n = self._wanted()
+                    produced = self._fill(n) if n else 0
+                if n and not produced:
+                    # Nothing came out (and the producer is not exhausted): do not spin.
+                    with self._cond:
+                        self._cond.wait(1.0)
+            except BaseException as exc:  # surfaced to the driver by `take`
+                logger.exception("%s: producer failed", self._name)
+                with self._cond:
+                    self._error = exc
+                return
+
+    def _drain(self) -> None:
+        """Apply posted results (called with `_work` held)."""
+        with self._cond:
+            events = list(self._inbox)
+            self._inbox.clear()
+        for event in events:
+            self._apply(event)
+
+    def _fill(self, n: int) -> int:
+        """Produce up to n items into the ready queue (called with `_work` held); how many came."""
+        try:
+            items = list(self._produce(n))
+        except Exhausted:
+            items = []
+            with self._cond:
+                self._finished = True
+        with self._cond:
+            self._ready.extend(items)
+            if items:
+                self._waiting.clear()
+        return len(items)
