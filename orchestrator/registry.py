@@ -28,6 +28,7 @@ TRAINERS: dict[str, str] = {
 
 SEARCHERS: dict[str, str] = {
     "random": "orchestrator.searchers.random:RandomSearcher",
+    "ax_mobo": "orchestrator.searchers.ax_mobo:AxMoboSearcher",
     "local": "orchestrator.searchers.local:LocalSearcher",
     "morea": "orchestrator.searchers.morea:MOREASearcher",
     "nsga2": "orchestrator.searchers.nsga2:NSGA2Searcher",
