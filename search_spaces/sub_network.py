@@ -125,15 +125,16 @@ class SubNetwork:
 
 
 def count_params(shape: EncoderShape, sub: SubNetwork) -> dict[str, int]:
-    """Exact trainable parameters of the extracted model: total and without the embedding block.
+    """Exact trainable parameters of the extracted model: total and without the embedding tables.
 
-    Non-embedding = encoder layers + pooler + classifier (word, position and token-type
-    embeddings and their LayerNorm are left out).
+    The definition of `trainers/efficiency/params.py` (what a measured count gives): embedding =
+    the word, position and token-type tables (`nn.Embedding`); non-embedding = everything else,
+    the embedding LayerNorm, encoder layers, pooler and classifier included.
     """
     sub.fits(shape)
     d, hid = shape.head_size, shape.hidden_size
-    embedding = (shape.vocab_size + shape.max_position + shape.type_vocab) * hid + 2 * hid
-    layers = 0
+    embedding = (shape.vocab_size + shape.max_position + shape.type_vocab) * hid
+    layers = 2 * hid  # the embedding LayerNorm
     for h, u in zip(sub.num_heads, sub.num_units):
         if h:
             # Q, K, V: (h*d, hid) + bias; output: (hid, h*d) + bias; LayerNorm.
