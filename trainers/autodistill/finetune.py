@@ -46,7 +46,7 @@ def finetune(model: nn.Module, train: Encoded, config: FinetuneConfig, seed: int
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return float(loss)
+    return loss.item()
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ multi-objective scheduler can compare students at any stage. Final metrics:
 - `agreement`: held-out cosine agreement of the student's last block with the teacher's last layer;
 - `mlm_accuracy`: held-out masked-token accuracy (the paper's pre-training accuracy);
 - `accuracy`: validation accuracy after `finetune_steps` on `task` (absent when `task` is null);
-- `params`, `params_non_embedding`, `latency_ms`, `latency_p90_ms`, `latency_cv`.
+- `params`, `params_non_embedding`, `latency_ms`, `latency_p90_ms`, `latency_cv`, and `hardware` (a label).
 """
 from __future__ import annotations
 
@@ -122,11 +122,13 @@ def check_fits_teacher(arch: StudentArch, teacher: Teacher, opts: FlashDistillOp
                            f"max_positions={arch.max_positions}")
 
 
-def student_latency(student: Student, opts: FlashDistillOptions) -> dict[str, float]:
-    """Measured forward latency; it depends on the architecture only, so it is taken before training."""
+def student_latency(student: Student, opts: FlashDistillOptions) -> dict[str, float | str]:
+    """Measured forward latency and the hardware it ran on; it depends on the architecture only, so
+    it is taken before training."""
     options = LatencyOptions(batch=opts.latency_batch, seq_len=opts.latency_seq_len, repeats=opts.latency_repeats,
                              threads=opts.latency_threads)
-    return measure_latency(student, options, token_inputs(student.arch.vocab_size)).as_metrics()
+    latency = measure_latency(student, options, token_inputs(student.arch.vocab_size))
+    return {**latency.as_metrics(), "hardware": latency.hardware}
 
 
 def corpus_blocks(opts: FlashDistillOptions, teacher: Teacher, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,6 +6,7 @@ Stages, each ending with a report so an early-stopping scheduler can drop weak s
       (stage 1 also the embeddings) and its adapter to reproduce the mapped teacher layer's
       attention maps (Eq. 1) and output features (Eq. 2); blocks 1..k-1 are frozen and blocks after
       k are not run.
+      Each stage's adapter starts as the least-squares read-out of the block (`fit_adapter`).
 K+1   Pre-training distillation (§3.3.1, Eq. 3) with every student parameter trainable.
 
 Eq. 3 combines the MLM loss, an MLM distillation loss against the teacher's MLM head and an NSP
@@ -14,8 +15,9 @@ nor an NSP head, so stage K+1 uses this substitute:
   L = alpha * L_M + (1 - alpha) * L_HD
 - L_M: masked-token reconstruction (BERT masking) through a student MLM head whose decoder is the
   student's word embeddings, which come from the teacher's — the student's own MLM loss, as in Eq. 3;
-- L_HD: MSE between the (adapted) student's last block and the teacher's last layer, the teacher
-  reading the same corrupted input — in place of L_MD it transfers what the teacher infers at
+- L_HD: MSE between the (adapted) student's last block and the teacher's last layer, relative to
+  the teacher layer's mean square so it weighs like the MLM loss, the teacher reading the same
+  corrupted input — in place of L_MD it transfers what the teacher infers at
   masked positions from context, through its representation instead of a vocabulary distribution;
 - no NSP term: the teachers have no NSP head, and RoBERTa (Liu et al. 2019) showed it unnecessary.
 """
@@ -31,9 +33,9 @@ from torch import Tensor, nn
 from trainers.autodistill.student import Student
 from trainers.distill.masking import IGNORE, mask_tokens, sample_batch
 from trainers.distill.evaluate import held_out_agreement, masked_token_accuracy
-from trainers.distill.losses import feature_mse
+from trainers.distill.losses import relative_feature_mse
 from trainers.distill.teacher import Teacher
-from trainers.distill.transfer import DistillHeads, layer_losses, teacher_layer
+from trainers.distill.transfer import DistillHeads, fit_adapter, layer_losses, teacher_layer
 from trainers.report import Report
 
 
@@ -48,7 +50,7 @@ class FlashConfig:
     #: linear warm-up steps at the start of pre-training distillation, then linear decay to 0.
     warmup_steps: int = 6
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     mask_prob: float = 0.15
@@ -123,16 +125,20 @@ class FlashDistiller:
         for module in trainable:
             module.requires_grad_(True)
         optimizer = self.optimizer(trainable)
-        sums = {"loss": 0.0, "attention_kl": 0.0, "feature_mse": 0.0}
+        sums = {"loss": 0.0, "attention_kl": 0.0, "feature_loss": 0.0}
         self.student.train()
-        for _ in range(self.config.steps_per_block):
+        for step in range(self.config.steps_per_block):
             ids = self.batch()
             mask = torch.ones_like(ids)
             target = self.teacher(ids, mask, num_layers=layer)
+            if step == 0:
+                with torch.no_grad():
+                    start = self.student(ids, mask, num_blocks=block).hidden_states[-1]
+                fit_adapter(adapter, start, target.hidden_states[layer])
             losses = layer_losses(self.student(ids, mask, num_blocks=block), target, block, layer, adapter, mask)
             self.step(optimizer, losses.total, trainable)
             for key, value in (("loss", losses.total), ("attention_kl", losses.attention_kl),
-                               ("feature_mse", losses.feature_mse)):
+                               ("feature_loss", losses.feature_loss)):
                 sums[key] += value.item()
         means = {k: v / self.config.steps_per_block for k, v in sums.items()}
         agreement = held_out_agreement(self.student, self.heads, self.teacher, self.valid_blocks, block,
@@ -149,7 +155,7 @@ class FlashDistiller:
         optimizer = self.optimizer(trainable)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(cfg.warmup_steps, cfg.pretrain_steps))
         every = cfg.report_every or cfg.pretrain_steps
-        sums = {"loss": 0.0, "mlm_loss": 0.0, "hidden_mse": 0.0}
+        sums = {"loss": 0.0, "mlm_loss": 0.0, "hidden_loss": 0.0}
         count = 0
         for step in range(1, cfg.pretrain_steps + 1):
             self.student.train()
@@ -161,11 +167,11 @@ class FlashDistiller:
             chosen = labels != IGNORE  # (B, S)
             logits = self.heads.mlm(out.last_hidden_state[chosen], self.student.embeddings.word.weight)  # (M, vocab)
             mlm_loss = F.cross_entropy(logits, labels[chosen])
-            hidden_mse = feature_mse(target, adapter(out.last_hidden_state), mask)
-            loss = cfg.alpha * mlm_loss + (1.0 - cfg.alpha) * hidden_mse
+            hidden_loss = relative_feature_mse(target, adapter(out.last_hidden_state), mask)
+            loss = cfg.alpha * mlm_loss + (1.0 - cfg.alpha) * hidden_loss
             self.step(optimizer, loss, trainable)
             schedule.step()
-            for key, value in (("loss", loss), ("mlm_loss", mlm_loss), ("hidden_mse", hidden_mse)):
+            for key, value in (("loss", loss), ("mlm_loss", mlm_loss), ("hidden_loss", hidden_loss)):
                 sums[key] += value.item()
             count += 1
             if step % every == 0 or step == cfg.pretrain_steps:

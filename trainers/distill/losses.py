@@ -4,7 +4,8 @@
   size across temperatures.
 - `attention_kl`: AutoDistill's MHA transfer (autodistill.txt §3.3.1, Eq. 1), KL(teacher || student)
   per attention row, averaged over heads and query positions. `align_heads` makes head counts meet.
-- `feature_mse`: AutoDistill's feature-map transfer (Eq. 2), mean squared error per token and feature.
+- `feature_mse`: AutoDistill's feature-map transfer (Eq. 2), mean squared error per token and feature;
+  `relative_feature_mse` divides it by the teacher features' mean square (see there why).
 - `pearson_class_loss`, `pearson_feature_loss`: ELM's relational, scale-and-shift invariant losses
   (elm-elastic-architecture-search.txt §III, Eq. 4 and Eq. 5, after DIST).
 
@@ -88,6 +89,17 @@ def feature_mse(teacher_features: Tensor, student_features: Tensor, mask: Tensor
     check_same_shape(teacher_features, student_features)
     per_token = (teacher_features - student_features).pow(2).mean(-1)  # (B, S)
     return masked_mean(per_token, mask)
+
+
+def relative_feature_mse(teacher_features: Tensor, student_features: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Eq. 2 divided by the mean square of the teacher's features: 1 for a student that outputs zeros.
+
+    The divisor does not depend on the student, so the minimiser is Eq. 2's; what changes is the
+    weight against the other losses. Teacher layers differ in scale (MiniLM-L6's last layer holds a
+    quarter of the energy of the others), and plain Eq. 2 would let such a layer barely count.
+    """
+    energy = masked_mean(teacher_features.pow(2).mean(-1), mask).clamp_min(1e-12)  # a constant, no gradient
+    return feature_mse(teacher_features, student_features, mask) / energy.detach()
 
 
 def pearson_correlation(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
