@@ -18,12 +18,14 @@ SEARCH_SPACES: dict[str, str] = {
     "medium": "search_spaces.pruning:MediumSpace",
     "large": "search_spaces.pruning:LargeSpace",
     "autodistill": "search_spaces.autodistill:AutoDistillSpace",
+    "elm": "search_spaces.elm:ElmSpace",
 }
 
 #: a trainer entry names a module with `train(ctx, report)` and `OPTIONS` (a frozen dataclass).
 TRAINERS: dict[str, str] = {
     "synthetic": "trainers.synthetic",
     "flash_distill": "trainers.autodistill.trainer",
+    "elm_subnet": "trainers.elm.trainer",
 }
 
 SEARCHERS: dict[str, str] = {

@@ -19,4 +19,9 @@ SCHEDULER_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 #: constructor options of a search space in the contract tests (defaults when not listed).
-SEARCH_SPACE_OPTIONS: dict[str, dict[str, Any]] = {}
+SEARCH_SPACE_OPTIONS: dict[str, dict[str, Any]] = {
+    # A grown super-network (unequal FFN widths per block) and a cap, so width and cap rules are exercised.
+    "elm": {"num_layers": 3, "hidden_size": 64, "num_heads": 4, "vocab_size": 100, "max_positions": 64,
+            "ffn_widths": [[16, 32, 48, 16, 64, 32], [48, 16, 16, 32, 16, 128], [16, 16, 16, 16, 16, 16]],
+            "max_params": 50000},
+}

@@ -1,0 +1,425 @@
+"""The ELM search space (Elastic Architecture Search for Efficient Language Models, §III-A, §III-B).
+
+Every layer picks one of six blocks — a BERT block or a MobileBERT (bottleneck) block, each with no
+weight sharing, query = value shared, or key = value shared in its attention — an FFN width and a
+head count. FFN widths are elastic: the super-network grows each block's FFN during training
+(PCA-guided, `trainers/elm/pca_growth.py`), and a sub-network may use the first `ffn_i` units of
+its chosen block, up to that block's current width; so the allowed widths come from the
+super-network (`ffn_widths`, or `checkpoint` to read them from a saved one). A head count splits
+the block's attention width into that many heads (it moves no parameters), so it must divide the
+width. An optional parameter cap (`max_params`) bounds every member, as the paper's evolutionary
+search does (Appendix A: 15.7M / 10M / 5M for ELM-Small / Tiny / Micro); `cap_metric` says whether it
+counts every parameter or all but the embedding tables (a 30522 x 528 table alone is 16.1M, so the
+paper's caps cannot include it).
+
+`count_params` counts exactly the parameters `trainers/elm/blocks.py` creates for an architecture.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from search_spaces.base import Config, InvalidArchitectureError, SearchSpace, to_python
+from search_spaces.dims import ChoiceDim, Dim, IntDim
+
+#: the six candidate blocks of a layer, in the paper's order (Fig. 6: 0-2 BERT, 3-5 MobileBERT;
+#: modulo 3: no sharing, query = value, key = value).
+BLOCK_KINDS: tuple[str, ...] = ("bert", "bert_qv", "bert_kv", "mobile", "mobile_qv", "mobile_kv")
+#: the name of the file in a super-network checkpoint folder that holds its shape and widths.
+CHECKPOINT_META = "elm.json"
+
+
+def is_mobile(kind: str) -> bool:
+    return kind.startswith("mobile")
+
+
+def shares_projection(kind: str) -> bool:
+    return kind.endswith(("_qv", "_kv"))
+
+
+@dataclass(frozen=True)
+class ElmShape:
+    """The fixed sizes of an ELM super-network; every block of every layer has these."""
+
+    num_layers: int = 6
+    hidden_size: int = 192
+    num_heads: int = 12
+    #: the MobileBERT blocks' bottleneck width (the paper: a quarter of the hidden size).
+    inner_size: int = 48
+    vocab_size: int = 30522
+    max_positions: int = 512
+    type_vocab_size: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("num_layers", "hidden_size", "num_heads", "inner_size", "vocab_size", "max_positions",
+                     "type_vocab_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidArchitectureError(f"elm: {name} must be a positive integer, got {value!r}")
+
+    def attention_width(self, kind: str) -> int:
+        """The width attention runs at: the hidden size in BERT blocks, the bottleneck in MobileBERT ones."""
+        return self.inner_size if is_mobile(kind) else self.hidden_size
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """One layer of a sub-network: its block, FFN width and head count."""
+
+    kind: str
+    ffn: int
+    heads: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in BLOCK_KINDS:
+            raise InvalidArchitectureError(f"elm: block {self.kind!r} is not one of {list(BLOCK_KINDS)}")
+        for name in ("ffn", "heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidArchitectureError(f"elm: {name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ElmArch:
+    """A buildable ELM network: the shape and one choice per layer."""
+
+    shape: ElmShape
+    layers: tuple[LayerChoice, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.layers) != self.shape.num_layers:
+            raise InvalidArchitectureError(f"elm: needs {self.shape.num_layers} layer choices, got {len(self.layers)}")
+        for i, layer in enumerate(self.layers):
+            width = self.shape.attention_width(layer.kind)
+            if width % layer.heads:
+                raise InvalidArchitectureError(
+                    f"elm: heads_{i}={layer.heads} must divide the {layer.kind} block's attention width {width}"
+                )
+
+
+def linear(n_in: int, n_out: int) -> int:
+    return n_in * n_out + n_out  # weight + bias
+
+
+def attention_params(width: int, kind: str) -> int:
+    """Query, key, value (one fewer when two share a projection), output projection and LayerNorm."""
+    projections = 3 if shares_projection(kind) else 4
+    return projections * linear(width, width) + 2 * width
+
+
+def ffn_params(width: int, units: int) -> int:
+    return linear(width, units) + linear(units, width) + 2 * width
+
+
+def block_params(shape: ElmShape, kind: str, units: int) -> int:
+    """Parameters of one block with `units` FFN units."""
+    c = shape.attention_width(kind)
+    body = attention_params(c, kind) + ffn_params(c, units)
+    if not is_mobile(kind):
+        return body
+    h = shape.hidden_size
+    # bottleneck in (+ its LayerNorm) and bottleneck out (+ the residual LayerNorm on the hidden size)
+    return linear(h, c) + 2 * c + body + linear(c, h) + 2 * h
+
+
+def embedding_params(shape: ElmShape) -> tuple[int, int]:
+    """(embedding tables, embedding LayerNorm)."""
+    tables = (shape.vocab_size + shape.max_positions + shape.type_vocab_size) * shape.hidden_size
+    return tables, 2 * shape.hidden_size
+
+
+def count_params(arch: ElmArch) -> dict[str, int]:
+    """Parameters of the encoder (embeddings + blocks); `params_non_embedding` excludes the tables only
+    (the project-wide definition, trainers/efficiency/params.py)."""
+    tables, norm = embedding_params(arch.shape)
+    non_embedding = norm + sum(block_params(arch.shape, c.kind, c.ffn) for c in arch.layers)
+    return {"params": tables + non_embedding, "params_non_embedding": non_embedding}
+
+
+def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """The shape and widths a super-network checkpoint folder records (see trainers/elm/checkpoint.py)."""
+    meta = Path(path) / CHECKPOINT_META
+    if not meta.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} is not an ELM super-network folder (no {CHECKPOINT_META})")
+    return json.loads(meta.read_text())
+
+
+class ElmSpace(SearchSpace):
+    """Per layer `block_i` (one of BLOCK_KINDS), `ffn_i` (multiples of `ffn_step`) and `heads_i`.
+
+    `ffn_widths[i][k]` is the current FFN width of layer i's block k in the super-network (default:
+    every block at `ffn_step`, the width training starts from); `ffn_i` may not exceed the chosen
+    block's width. `head_counts` lists the allowed head counts (default: every count up to
+    `num_heads` that divides some block's attention width).
+    """
+
+    name = "elm"
+
+    def __init__(
+        self,
+        num_layers: int = 6,
+        hidden_size: int = 192,
+        num_heads: int = 12,
+        inner_size: int | None = None,
+        vocab_size: int = 30522,
+        max_positions: int = 512,
+        type_vocab_size: int = 2,
+        ffn_step: int | None = None,
+        ffn_widths: Sequence[Sequence[int]] | None = None,
+        head_counts: Sequence[int] | None = None,
+        max_params: float | None = None,
+        cap_metric: str = "params",
+        checkpoint: str | None = None,
+    ) -> None:
+        self.checkpoint = checkpoint
+        if checkpoint is not None:
+            meta = read_checkpoint_meta(checkpoint)
+            num_layers, hidden_size, num_heads = meta["num_layers"], meta["hidden_size"], meta["num_heads"]
+            inner_size, vocab_size = meta["inner_size"], meta["vocab_size"]
+            max_positions, type_vocab_size = meta["max_positions"], meta["type_vocab_size"]
+            ffn_step, ffn_widths = meta["ffn_step"], meta["ffn_widths"]
+        inner = inner_size if inner_size is not None else max(1, hidden_size // 4)
+        try:
+            self.shape = ElmShape(num_layers, hidden_size, num_heads, inner, vocab_size, max_positions, type_vocab_size)
+        except InvalidArchitectureError as e:
+            raise ValueError(str(e).removeprefix("elm: ")) from None
+        self.ffn_step = ffn_step if ffn_step is not None else max(1, hidden_size // 4)
+        if not isinstance(self.ffn_step, int) or self.ffn_step < 1:
+            raise ValueError(f"ffn_step must be a positive integer, got {self.ffn_step!r}")
+        self.ffn_widths = self._widths(ffn_widths)
+        self.head_counts = self._head_counts(head_counts)
+        if max_params is not None and (isinstance(max_params, bool) or not isinstance(max_params, (int, float))
+                                       or max_params <= 0):
+            raise ValueError(f"max_params must be a positive number or null, got {max_params!r}")
+        self.max_params = max_params
+        if cap_metric not in ("params", "params_non_embedding"):
+            raise ValueError(f"cap_metric must be 'params' or 'params_non_embedding', got {cap_metric!r}")
+        self.cap_metric = cap_metric
+        self._dims = self._make_dims()
+        if max_params is not None:
+            least = self.capped_size(self._extreme(smallest=True))
+            if least > max_params:
+                raise ValueError(f"max_params={max_params:g} is below the smallest architecture of this space "
+                                 f"({least} {cap_metric}): raise the cap or shrink the space")
+
+    # ---- construction -----------------------------------------------------------------------
+    def _widths(self, given: Sequence[Sequence[int]] | None) -> tuple[tuple[int, ...], ...]:
+        n, step = self.shape.num_layers, self.ffn_step
+        if given is None:
+            return tuple((step,) * len(BLOCK_KINDS) for _ in range(n))
+        rows = [list(r) for r in given] if isinstance(given, (list, tuple)) else []
+        if len(rows) != n or any(len(r) != len(BLOCK_KINDS) for r in rows):
+            raise ValueError(f"ffn_widths must be {n} lists (one per layer) of {len(BLOCK_KINDS)} widths "
+                             f"(one per block, in the order {list(BLOCK_KINDS)})")
+        for i, row in enumerate(rows):
+            for kind, w in zip(BLOCK_KINDS, row):
+                if not isinstance(w, int) or isinstance(w, bool) or w < step or w % step:
+                    raise ValueError(f"ffn_widths[{i}] {kind}={w!r} must be a positive multiple of ffn_step={step}")
+        return tuple(tuple(r) for r in rows)
+
+    def _head_counts(self, given: Sequence[int] | None) -> tuple[int, ...]:
+        widths = {self.shape.attention_width(k) for k in BLOCK_KINDS}
+        usable = [h for h in range(1, self.shape.num_heads + 1) if any(w % h == 0 for w in widths)]
+        if given is None:
+            return tuple(usable)
+        counts = tuple(sorted(set(given))) if isinstance(given, (list, tuple)) else ()
+        if not counts or any(h not in usable for h in counts):
+            raise ValueError(f"head_counts must be a non-empty list drawn from {usable} (counts up to num_heads that "
+                             f"divide an attention width), got {given!r}")
+        return counts
+
+    def _make_dims(self) -> tuple[Dim, ...]:
+        dims: list[Dim] = []
+        for i, row in enumerate(self.ffn_widths):
+            dims.append(ChoiceDim(f"block_{i}", BLOCK_KINDS))
+            dims.append(IntDim(f"ffn_{i}", self.ffn_step, max(row), self.ffn_step))
+            dims.append(ChoiceDim(f"heads_{i}", self.head_counts, ordered=True))
+        return tuple(dims)
+
+    @property
+    def dims(self) -> tuple[Dim, ...]:
+        return self._dims
+
+    def options(self) -> dict[str, Any]:
+        if self.checkpoint is not None:
+            return {"checkpoint": self.checkpoint,
+                    **({"head_counts": list(self.head_counts)} if self.head_counts != self._head_counts(None) else {}),
+                    **({"max_params": self.max_params, "cap_metric": self.cap_metric}
+                       if self.max_params is not None else {})}
+        s = self.shape
+        return {
+            "num_layers": s.num_layers, "hidden_size": s.hidden_size, "num_heads": s.num_heads,
+            "inner_size": s.inner_size, "vocab_size": s.vocab_size, "max_positions": s.max_positions,
+            "type_vocab_size": s.type_vocab_size, "ffn_step": self.ffn_step,
+            "ffn_widths": [list(r) for r in self.ffn_widths], "head_counts": list(self.head_counts),
+            "max_params": self.max_params, "cap_metric": self.cap_metric,
+        }
+
+    # ---- architectures ------------------------------------------------------------------------
+    def _arch(self, config: Mapping[str, Any]) -> ElmArch:
+        layers = tuple(LayerChoice(to_python(config[f"block_{i}"]), to_python(config[f"ffn_{i}"]),
+                                   to_python(config[f"heads_{i}"])) for i in range(self.shape.num_layers))
+        return ElmArch(self.shape, layers)
+
+    def architecture(self, config: Mapping[str, Any]) -> ElmArch:
+        """The buildable network of a configuration (raises InvalidArchitectureError)."""
+        self.check(config)
+        return self._arch(config)
+
+    def check(self, config: Mapping[str, Any]) -> None:
+        super().check(config)
+        arch = self._arch(config)
+        for i, (choice, row) in enumerate(zip(arch.layers, self.ffn_widths)):
+            limit = row[BLOCK_KINDS.index(choice.kind)]
+            if choice.ffn > limit:
+                raise InvalidArchitectureError(
+                    f"elm: ffn_{i}={choice.ffn} exceeds the {choice.kind} block's current width {limit} in layer {i}"
+                )
+        if self.max_params is not None:
+            params = count_params(arch)[self.cap_metric]
+            if params > self.max_params:
+                raise InvalidArchitectureError(f"elm: {params} {self.cap_metric} exceed max_params={self.max_params:g}")
+
+    def config_of(self, arch: ElmArch) -> Config:
+        """The configuration of an architecture (checked against this space)."""
+        config = {}
+        for i, c in enumerate(arch.layers):
+            config.update({f"block_{i}": c.kind, f"ffn_{i}": c.ffn, f"heads_{i}": c.heads})
+        self.check(config)
+        return config
+
+    def capped_size(self, config: Mapping[str, Any]) -> int:
+        """The count the cap applies to (`cap_metric`), for a configuration of this space's keys."""
+        return count_params(self._arch(config))[self.cap_metric]
+
+    def metrics(self, config: Mapping[str, Any]) -> dict[str, float]:
+        return {k: float(v) for k, v in count_params(self.architecture(config)).items()}
+
+    # ---- sampling and moves: per-layer genes, repaired to the block's width and the cap ---------
+    def layer_options(self, i: int) -> list[tuple[str, int, int]]:
+        """Every valid (block, ffn, heads) of layer i, ignoring the cap."""
+        return [(kind, units, heads) for kind, limit in zip(BLOCK_KINDS, self.ffn_widths[i])
+                for units in range(self.ffn_step, limit + 1, self.ffn_step)
+                for heads in self.head_counts if self.shape.attention_width(kind) % heads == 0]
+
+    def sample(self, rng: np.random.Generator) -> Config:
+        """Per layer a uniform block (as SPOS samples paths), then a uniform width and head count for
+        it; then fitted under the cap."""
+        config: Config = {}
+        for i in range(self.shape.num_layers):
+            config.update(self._gene(i, self.random_gene(i, rng)))
+        return self.fit_cap(config, rng)
+
+    def random_gene(self, i: int, rng: np.random.Generator) -> tuple[str, int, int]:
+        kind = BLOCK_KINDS[int(rng.integers(len(BLOCK_KINDS)))]
+        widths = range(self.ffn_step, self.ffn_widths[i][BLOCK_KINDS.index(kind)] + 1, self.ffn_step)
+        heads = [h for h in self.head_counts if self.shape.attention_width(kind) % h == 0]
+        return kind, int(rng.choice(widths)), int(rng.choice(heads))
+
+    def mutate(self, config: Mapping[str, Any], rng: np.random.Generator, rate: float | None = None) -> Config:
+        """Resample each layer's gene with probability `rate` (default 1/#layers), at least one changed."""
+        n = self.shape.num_layers
+        p = rate if rate is not None else 1.0 / n
+        for _ in range(100):
+            chosen = [i for i in range(n) if rng.random() < p] or [int(rng.integers(n))]
+            cand = dict(config)
+            for i in chosen:
+                cand.update(self._gene(i, self.random_gene(i, rng)))
+            cand = self.fit_cap(cand, rng)
+            if cand != dict(config):
+                return cand
+        return self.sample(rng)
+
+    def crossover(self, a: Mapping[str, Any], b: Mapping[str, Any], rng: np.random.Generator) -> Config:
+        """Uniform crossover of whole layers (a layer's block, width and heads travel together)."""
+        for _ in range(100):
+            child: Config = {}
+            for i in range(self.shape.num_layers):
+                parent = a if rng.random() < 0.5 else b
+                child.update({k: parent[k] for k in (f"block_{i}", f"ffn_{i}", f"heads_{i}")})
+            child = {d.name: child[d.name] for d in self.dims}
+            if self.is_valid(child):
+                return child
+        return {d.name: a[d.name] for d in self.dims}
+
+    def fit_cap(self, config: Mapping[str, Any], rng: np.random.Generator) -> Config:
+        """`config` with random layers shrunk (one FFN step, or a smaller block) until it meets the cap."""
+        config = {d.name: config[d.name] for d in self.dims}
+        if self.max_params is None:
+            return config
+        while self.capped_size(config) > self.max_params:
+            moves = [(i, g) for i in range(self.shape.num_layers) for g in self._smaller_genes(config, i)]
+            i, gene = moves[int(rng.integers(len(moves)))]  # never empty: the smallest member meets the cap
+            config.update(self._gene(i, gene))
+        return config
+
+    def _smaller_genes(self, config: Mapping[str, Any], i: int) -> list[tuple[str, int, int]]:
+        kind, units, heads = config[f"block_{i}"], config[f"ffn_{i}"], config[f"heads_{i}"]
+        size = block_params(self.shape, kind, units)
+        out = [(kind, units - self.ffn_step, heads)] if units > self.ffn_step else []
+        for other in BLOCK_KINDS:
+            if other != kind and block_params(self.shape, other, min(units, self.ffn_step)) < size:
+                fits = [h for h in self.head_counts if self.shape.attention_width(other) % h == 0]
+                keep = heads if heads in fits else fits[-1]
+                out.append((other, self.ffn_step, keep))
+        return out
+
+    def _gene(self, i: int, gene: tuple[str, int, int]) -> Config:
+        return {f"block_{i}": gene[0], f"ffn_{i}": gene[1], f"heads_{i}": gene[2]}
+
+    # ---- extremes -------------------------------------------------------------------------------
+    def smallest(self) -> Config:
+        config = self._extreme(smallest=True)
+        self.check(config)
+        return config
+
+    def largest(self) -> Config:
+        """The largest member: every layer at its largest block, or under a binding cap the member
+        with the most parameters (an exact subset-sum over the layers' block sizes)."""
+        config = self._extreme(smallest=False)
+        return config if self.is_valid(config) else self._largest_under_cap()
+
+    def _largest_under_cap(self) -> Config:
+        assert self.max_params is not None
+        genes = [self._sized_genes(i) for i in range(self.shape.num_layers)]
+        lows = [min(size for size, _ in layer) for layer in genes]
+        smallest = self.capped_size(self._extreme(smallest=True))
+        span = int(self.max_params) - smallest  # >= 0: the constructor refused caps below the smallest
+        # reach[i][s]: the first i layers can spend exactly s parameters above their smallest blocks.
+        reach = [np.zeros(span + 1, dtype=bool)]
+        reach[0][0] = True
+        for layer, low in zip(genes, lows):
+            prev, nxt = reach[-1], np.zeros(span + 1, dtype=bool)
+            for extra in {size - low for size, _ in layer}:
+                if extra <= span:
+                    nxt[extra:] |= prev[: span + 1 - extra]
+            reach.append(nxt)
+        budget = int(np.flatnonzero(reach[-1])[-1])
+        config: Config = {}
+        for i in reversed(range(self.shape.num_layers)):
+            size, gene = next((size, gene) for size, gene in genes[i]
+                              if size - lows[i] <= budget and reach[i][budget - (size - lows[i])])
+            config.update(self._gene(i, gene))
+            budget -= size - lows[i]
+        return {d.name: config[d.name] for d in self.dims}
+
+    def _sized_genes(self, i: int) -> list[tuple[int, tuple[str, int, int]]]:
+        """(block parameters, gene) of layer i, one gene per (block, width), with its most heads."""
+        best: dict[tuple[str, int], tuple[str, int, int]] = {}
+        for kind, units, heads in self.layer_options(i):
+            if (kind, units) not in best or heads > best[(kind, units)][2]:
+                best[(kind, units)] = (kind, units, heads)
+        return [(block_params(self.shape, k, u), gene) for (k, u), gene in best.items()]
+
+    def _extreme(self, smallest: bool) -> Config:
+        config: Config = {}
+        for i in range(self.shape.num_layers):
+            options = self.layer_options(i)
+            size = lambda g: (block_params(self.shape, g[0], g[1]), g[2])  # noqa: E731
+            gene = min(options, key=size) if smallest else max(options, key=size)
+            config.update(self._gene(i, gene))
+        return {d.name: config[d.name] for d in self.dims}
