@@ -1,0 +1,76 @@
+"""The interface of a super-network training strategy, and the one update every strategy is made of.
+
+Klein et al., "Structural Pruning of Pre-Trained Language Models via NAS", §3.2.1: fine-tuning the
+pre-trained network as a super-network updates, in each SGD step, one or several sub-networks
+rather than all weights jointly, so sub-networks do not co-adapt. A strategy decides which
+sub-networks a step trains and with which loss; the training loop (trainers/supernet/train.py)
+owns the optimiser. `step` accumulates gradients (one backward per sub-network, so memory stays
+that of one forward) and leaves the super-network reset to its full size.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from search_spaces.pruning import PruningSpace
+from search_spaces.sub_network import SubNetwork
+from trainers.distill.losses import logit_kl
+from trainers.supernet.model import SuperNetwork
+
+#: a batch from `trainers.encode.Encoded.loader`: input_ids (B, S), attention_mask (B, S), labels (B,).
+Batch = Mapping[str, torch.Tensor]
+#: loss values of one step, by sub-network role ("largest", "smallest", "random_0", ...).
+Losses = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Strategy(ABC):
+    """One super-network update rule; subclasses are frozen dataclasses of their options."""
+
+    #: the name studies use (`strategy: sandwich`).
+    name = ""
+
+    @abstractmethod
+    def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
+             progress: float = 0.0) -> Losses:
+        """Accumulate the gradients of one update into `supernet`; `progress` in [0, 1] is the
+        fraction of training done (schedules use it). Returns the loss of each sub-network trained."""
+
+
+def random_sub_network(space: PruningSpace, rng: np.random.Generator) -> SubNetwork:
+    """A sub-network drawn by the space's own sampler (uniform over parameters for LAYER / LARGE)."""
+    return space.architecture(space.sample(rng))
+
+
+def train_sub_network(supernet: SuperNetwork, sub: SubNetwork, batch: Batch,
+                      teacher: torch.Tensor | None = None, temperature: float = 1.0) -> tuple[float, torch.Tensor]:
+    """Forward `sub` on `batch`, backward its loss; returns (loss, detached logits (B, C)).
+
+    The loss is cross-entropy on the labels, plus, given the super-network's logits `teacher`, the
+    in-place distillation term KL(softmax(teacher / T) || softmax(logits / T)) * T^2 (§3.2.1, Eq. 2).
+    """
+    supernet.set_sub_network(sub)
+    try:
+        logits = supernet(batch["input_ids"], batch["attention_mask"])  # (B, C)
+        loss = F.cross_entropy(logits, batch["labels"])
+        if teacher is not None:
+            loss = loss + logit_kl(teacher, logits, temperature)
+        loss.backward()
+    finally:
+        supernet.reset_super_network()
+    return float(loss.detach()), logits.detach()
+
+
+def check_temperature(temperature: float) -> None:
+    if temperature <= 0:
+        raise ValueError(f"option 'temperature' must be > 0, got {temperature}")
+
+
+def check_num_random(num_random: int) -> None:
+    if num_random < 0:
+        raise ValueError(f"option 'num_random' must be >= 0, got {num_random}")
