@@ -1,8 +1,6 @@
 """Reading a study directory back: the console summary, a PNG and a self-contained HTML page."""
 from __future__ import annotations
 
-import base64
-import html
 import io
 from pathlib import Path
 
@@ -13,9 +11,9 @@ from orchestrator.errors import ResultsError
 from orchestrator.objectives import Objectives
 from orchestrator.results import FINISHED_STATUSES, STUDY_FILE, Summary, load_trials, metric_column, summarise
 from orchestrator.study import Study, parse_study
+from orchestrator.study_page import REPORT_HTML, write_page
 
 REPORT_PNG = "report.png"
-REPORT_HTML = "report.html"
 
 
 def load_study_of(directory: Path) -> Study:
@@ -75,37 +73,16 @@ def render_png(summary: Summary, trials: pd.DataFrame, objectives: Objectives) -
     return buf.getvalue()
 
 
-def render_html(title: str, png: bytes, summary: Summary, trials: pd.DataFrame) -> str:
-    """One self-contained page: the figure inline, the front and the trial table (all text escaped)."""
-    img = base64.b64encode(png).decode("ascii")
-    hv = f"{summary.hypervolume:.6g}" if summary.hypervolume is not None else "n/a"
-    counts = ", ".join(f"{v} {html.escape(k)}" for k, v in summary.counts.items())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} - lmnas</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
-table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
-th{{background:#f3f3f3}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>Trials: {counts}. Hypervolume: <span id="hypervolume">{hv}</span>.</p>
-<img id="figure" alt="Pareto front and hypervolume trace" src="data:image/png;base64,{img}">
-<h2>Pareto front</h2>
-{summary.front.to_html(index=False, escape=True, table_id="front", na_rep="")}
-<h2>All trials</h2>
-{trials.to_html(index=False, escape=True, table_id="trials", na_rep="")}
-</body></html>
-"""
-
-
 def write_report(directory: Path) -> tuple[Path, Path]:
-    """Write report.png and report.html into the study directory."""
+    """Write report.png and the study page (report.html, as the live page but final) into the directory."""
     directory = Path(directory)
     study = load_study_of(directory)
     trials = load_trials(directory)
     summary = summarise(trials, study.objectives, study.constraints)
     png = render_png(summary, trials, study.objectives)
     png_path, html_path = directory / REPORT_PNG, directory / REPORT_HTML
-    from orchestrator.results import atomic_write_bytes, atomic_write_text
+    from orchestrator.results import atomic_write_bytes
 
     atomic_write_bytes(png_path, png)
-    atomic_write_text(html_path, render_html(study.name, png, summary, trials))
+    write_page(directory, study.name, study.objectives, trials, summary, live=False)
     return png_path, html_path
