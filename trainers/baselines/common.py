@@ -1,0 +1,91 @@
+"""What the pruning baselines share: their data, evaluation on the sliced super-network, and the
+Pareto-set table they return.
+
+Klein et al. (structural-pruning-via-nas.txt, §4.2) compare weight-sharing NAS with layer dropping,
+head pruning and retraining-free pruning on the same data; every baseline here takes the same
+`BaselineData` and fine-tuning settings and returns the same table: one row per pruned model with
+its parameter counts (exact, from `count_params`), validation accuracy and `pareto` marking the
+rows no other row beats on both (fewer parameters, higher accuracy).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from orchestrator.pareto import non_dominated_mask
+from search_spaces.sub_network import EncoderShape, SubNetwork, count_params
+from trainers.autodistill.finetune import accuracy
+from trainers.encode import Encoded
+from trainers.supernet import SuperNetwork
+
+#: the columns of every baseline's table, in order.
+COLUMNS = ("method", "params", "params_non_embedding", "accuracy", "config", "sub_network", "pareto")
+
+
+@dataclass(frozen=True)
+class BaselineData:
+    """Labelled splits: `train` fine-tunes and calibrates (importance, Fisher), `validation` scores."""
+
+    train: Encoded
+    validation: Encoded
+
+    def __post_init__(self) -> None:
+        for name in ("train", "validation"):
+            split = getattr(self, name)
+            if not isinstance(split, Encoded) or split.labels is None or len(split) == 0:
+                raise ValueError(f"{name} must be a non-empty labelled Encoded split (trainers.encode.encode)")
+
+
+def calibration_rows(split: Encoded, examples: int | None) -> Encoded:
+    """The first `examples` rows of `split` (all of them for None)."""
+    if examples is None or examples >= len(split):
+        return split
+    assert split.labels is not None
+    return Encoded(split.input_ids[:examples], split.attention_mask[:examples], split.labels[:examples])
+
+
+def batches(split: Encoded, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(input_ids, attention_mask, labels) batches of `split`, in order."""
+    assert split.labels is not None
+    return [(split.input_ids[i:i + batch_size], split.attention_mask[i:i + batch_size], split.labels[i:i + batch_size])
+            for i in range(0, len(split), batch_size)]
+
+
+def sub_network_of(head_keep: torch.Tensor, unit_keep: torch.Tensor) -> SubNetwork:
+    """The sub-network keeping the True entries of (L, H) `head_keep` and (L, I) `unit_keep`."""
+    heads = tuple(tuple(int(i) for i in torch.nonzero(row).flatten()) for row in head_keep.bool())
+    units = tuple(tuple(int(i) for i in torch.nonzero(row).flatten()) for row in unit_keep.bool())
+    return SubNetwork(heads, units)
+
+
+def score(model: SuperNetwork, sub: SubNetwork, validation: Encoded, batch_size: int) -> dict[str, Any]:
+    """Validation accuracy of `sub` on the (sliced) super-network and its exact parameter counts;
+    the super-network is reset afterwards."""
+    model.set_sub_network(sub)
+    try:
+        acc = accuracy(model, validation, batch_size)
+    finally:
+        model.reset_super_network()
+    return {"accuracy": acc, "sub_network": sub, **count_params(model.shape, sub)}
+
+
+def point(shape: EncoderShape, sub: SubNetwork, acc: float) -> dict[str, Any]:
+    """A row for a model scored elsewhere (e.g. an extracted, fine-tuned one)."""
+    return {"accuracy": acc, "sub_network": sub, **count_params(shape, sub)}
+
+
+def pareto_frame(method: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The baseline's table (see COLUMNS); `pareto` marks the rows on the (params, accuracy) front."""
+    frame = pd.DataFrame([{**row, "method": method} for row in rows], columns=list(COLUMNS))
+    points = np.stack([frame["params"].to_numpy(float), -frame["accuracy"].to_numpy(float)], axis=1)
+    frame["pareto"] = non_dominated_mask(points) if len(frame) else []
+    return frame.sort_values("params", ignore_index=True)
+
+
+def pareto_set(frame: pd.DataFrame) -> pd.DataFrame:
+    """Only the rows on the front."""
+    return frame[frame["pareto"]].reset_index(drop=True)
