@@ -25,6 +25,8 @@ SEARCH_SPACES: dict[str, str] = {
 TRAINERS: dict[str, str] = {
     "synthetic": "trainers.synthetic",
     "flash_distill": "trainers.autodistill.trainer",
+    "weight_sharing": "trainers.weight_sharing",
+    "standard_nas": "trainers.standard_nas",
     "elm_subnet": "trainers.elm.trainer",
 }
 

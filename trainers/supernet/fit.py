@@ -1,0 +1,58 @@
+"""The optimisation loop shared by super-network training and sub-network fine-tuning.
+
+AdamW with a linear decay to zero and gradient clipping at 1 (the Hugging Face defaults the
+structural-pruning paper follows, Appendix A). What one step computes is the caller's: a
+strategy's update for the super-network, plain cross-entropy for a standalone sub-network.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from trainers.report import TrainerError
+from trainers.supernet.options import FinetuneOptions
+
+#: (batch on the device, fraction of training done) -> the step's losses; gradients accumulated.
+StepFn = Callable[[Mapping[str, torch.Tensor], float], Mapping[str, float]]
+#: (epoch, mean training loss of the epoch) after each epoch.
+EpochEnd = Callable[[int, float], None]
+Log = Callable[[str], None]
+
+
+def fit(params: Iterable[torch.nn.Parameter], loader: DataLoader, options: FinetuneOptions, device: torch.device,
+        step_fn: StepFn, on_epoch: EpochEnd | None = None, log: Log | None = None,
+        log_every: int = 10) -> list[dict[str, float]]:
+    """Run `options.epochs` epochs; returns the logged trace [{step, epoch, loss}]."""
+    params = list(params)
+    total = options.epochs * len(loader)
+    optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / total)
+    started, trace, step = time.monotonic(), [], 0
+    for epoch in range(1, options.epochs + 1):
+        window: list[float] = []
+        epoch_losses: list[float] = []
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            optimizer.zero_grad(set_to_none=True)
+            loss = float(np.mean(list(step_fn(batch, step / total).values())))
+            if not math.isfinite(loss):
+                raise TrainerError(f"training diverged at step {step + 1} (loss {loss}); lower option 'lr'")
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            step += 1
+            window.append(loss)
+            epoch_losses.append(loss)
+            if step % log_every == 0 or step == total:
+                trace.append({"step": step, "epoch": epoch, "loss": float(np.mean(window))})
+                if log is not None:
+                    log(f"step {step}/{total} epoch {epoch} loss {trace[-1]['loss']:.4f} ({time.monotonic() - started:.0f}s)")
+                window = []
+        if on_epoch is not None:
+            on_epoch(epoch, float(np.mean(epoch_losses)))
+    return trace

@@ -1,0 +1,48 @@
+"""Scores of one sub-network: validation accuracy and loss in one pass, parameters, FLOPs, latency.
+
+Klein et al., "Structural Pruning of Pre-Trained Language Models via NAS", §3.2.2: a sub-network of
+a trained super-network is scored by a single pass over the validation data; its size is counted on
+the extracted model and its latency measured on the worker's own device (Appendix F).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from trainers.efficiency import EncoderShape, LatencyOptions, count_params, encoder_flops, measure_latency, token_inputs
+from trainers.encode import Encoded
+from trainers.supernet.options import MeasureOptions
+from trainers.supernet.standalone import CompactBert
+
+
+@torch.no_grad()
+def evaluate(model: CompactBert, split: Encoded, batch_size: int = 64) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of `model` on a labelled split (eval mode; mode restored)."""
+    assert split.labels is not None, "evaluate needs a labelled split"
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct, loss = 0, 0.0
+    try:
+        for start in range(0, len(split), batch_size):
+            rows = slice(start, start + batch_size)
+            logits = model(split.input_ids[rows].to(device), split.attention_mask[rows].to(device))  # (B, C)
+            labels = split.labels[rows].to(device)
+            loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+            correct += int((logits.argmax(-1) == labels).sum())
+    finally:
+        model.train(was_training)
+    return {"accuracy": correct / len(split), "loss": loss / len(split)}
+
+
+def efficiency(model: CompactBert, options: MeasureOptions) -> dict[str, float | str]:
+    """Measured parameters, analytic FLOPs at (latency_batch, latency_seq_len), and measured latency
+    on the model's device with the hardware's name."""
+    c = model.config
+    shape = EncoderShape(hidden=c.hidden_size, head_dim=c.head_size, heads_per_layer=c.heads, ffn_per_layer=c.units,
+                         seq_len=options.latency_seq_len, batch=options.latency_batch, num_labels=c.num_labels)
+    latency = measure_latency(model, LatencyOptions(batch=options.latency_batch, seq_len=options.latency_seq_len,
+                                                    repeats=options.latency_repeats, threads=options.latency_threads),
+                              token_inputs(c.vocab_size))
+    return {**count_params(model).as_metrics(), "flops": float(encoder_flops(shape).total), **latency.as_metrics(),
+            "hardware": latency.hardware}

@@ -1,0 +1,56 @@
+"""Options shared by the super-network stage and the trainers built on it (frozen dataclasses)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """A fine-tuning run: which model on which task, and how (AdamW with linear decay)."""
+
+    #: a model asset (`minilm-l6`) or a local Hugging Face BERT folder.
+    model: str = "minilm-l6"
+    #: a classification data source for `trainers.data.load_data`.
+    task: str = "movie-reviews"
+    epochs: int = 1
+    lr: float = 2e-5
+    batch_size: int = 16
+    weight_decay: float = 0.01
+    #: training examples (a seeded subsample; null: all) and tokens per example.
+    max_examples: int | None = None
+    max_length: int = 128
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"option 'lr' must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"option 'weight_decay' must be >= 0, got {self.weight_decay}")
+        if self.max_examples is not None and self.max_examples < 1:
+            raise ValueError(f"option 'max_examples' must be >= 1 or null (all), got {self.max_examples}")
+        if self.max_length < 8:
+            raise ValueError(f"option 'max_length' must be >= 8, got {self.max_length}")
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """How a sub-network is scored: validation subsample, and latency on this worker's device."""
+
+    #: validation examples (a seeded subsample; null: all).
+    eval_examples: int | None = None
+    eval_batch_size: int = 64
+    latency_batch: int = 1
+    latency_seq_len: int = 128
+    latency_repeats: int = 20
+    latency_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.eval_examples is not None and self.eval_examples < 1:
+            raise ValueError(f"option 'eval_examples' must be >= 1 or null (all), got {self.eval_examples}")
+        for name in ("eval_batch_size", "latency_batch", "latency_seq_len", "latency_repeats", "latency_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
