@@ -10,16 +10,16 @@ import torch
 
 from search_spaces.sub_network import SubNetwork, count_params
 from tests.unit.tiny_bert import SIZES, save_tiny_bert, tiny_batch
-from trainers.autodistill.finetune import FinetuneConfig
 from trainers.baselines import (BaselineData, FisherPruningOptions, HeadPruningOptions, LayerDroppingOptions, fisher_pruning,
                                 head_importance, head_pruning, layer_dropping, pareto_set)
-from trainers.baselines.common import COLUMNS, sub_network_of
+from trainers.baselines.common import COLUMNS, fine_tune, sub_network_of
 from trainers.baselines.fisher_pruning import fisher_blocks, mask_gradients, rearrange, search_mask, unit_costs
 from trainers.baselines.fisher_tuning import apply_scales, tune_masks
 from trainers.baselines.masked import masked_forward, per_example_mask_grads
 from trainers.efficiency import count_params as module_params
 from trainers.encode import Encoded
 from trainers.supernet import SuperNetwork
+from trainers.supernet.options import FinetuneOptions
 
 L, H, I = SIZES["num_hidden_layers"], SIZES["num_attention_heads"], SIZES["intermediate_size"]
 
@@ -224,7 +224,7 @@ def test_fisher_pruning_table_respects_every_budget(supernet: SuperNetwork, data
 
 # ---------------------------------------------------------------------------------------------- layer dropping
 def test_layer_dropping_sizes(supernet: SuperNetwork, data: BaselineData) -> None:
-    frame = layer_dropping(supernet, data, LayerDroppingOptions(keep=(0, 1, 2), finetune=FinetuneConfig(steps=2, batch_size=8)))
+    frame = layer_dropping(supernet, data, LayerDroppingOptions(keep=(0, 1, 2), finetune=FinetuneOptions(batch_size=12)))
     assert [c["layers_kept"] for c in frame["config"]] == [0, 1, 2]
     s = supernet.shape
     for k, sub, params in zip((0, 1, 2), frame["sub_network"], frame["params"]):
@@ -237,7 +237,7 @@ def test_layer_dropping_sizes(supernet: SuperNetwork, data: BaselineData) -> Non
 
 def test_layer_dropping_refuses_more_layers_than_the_model_has(supernet: SuperNetwork, data: BaselineData) -> None:
     with pytest.raises(ValueError, match="has 2"):
-        layer_dropping(supernet, data, LayerDroppingOptions(keep=(3,), finetune=FinetuneConfig(steps=1)))
+        layer_dropping(supernet, data, LayerDroppingOptions(keep=(3,), finetune=FinetuneOptions()))
 
 
 def test_options_are_validated() -> None:
@@ -248,3 +248,8 @@ def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="keep"):
         LayerDroppingOptions(keep=(-1,))
     assert math.isclose(FisherPruningOptions().budgets[0], 0.9)
+
+
+def test_fine_tune_lowers_the_training_loss(supernet: SuperNetwork, data: BaselineData) -> None:
+    trace = fine_tune(supernet, data.train, FinetuneOptions(epochs=6, lr=1e-3, batch_size=8), seed=0)
+    assert trace[-1]["loss"] < trace[0]["loss"] and not supernet.training

@@ -10,17 +10,21 @@ rows no other row beats on both (fewer parameters, higher accuracy).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from orchestrator.pareto import non_dominated_mask
 from search_spaces.sub_network import EncoderShape, SubNetwork, count_params
 from trainers.autodistill.finetune import accuracy
 from trainers.encode import Encoded
 from trainers.supernet import SuperNetwork
+from trainers.supernet.fit import fit
+from trainers.supernet.options import FinetuneOptions
 
 #: the columns of every baseline's table, in order.
 COLUMNS = ("method", "params", "params_non_embedding", "accuracy", "config", "sub_network", "pareto")
@@ -38,6 +42,23 @@ class BaselineData:
             split = getattr(self, name)
             if not isinstance(split, Encoded) or split.labels is None or len(split) == 0:
                 raise ValueError(f"{name} must be a non-empty labelled Encoded split (trainers.encode.encode)")
+
+
+def fine_tune(model: nn.Module, train: Encoded, options: FinetuneOptions, seed: int = 0) -> list[dict[str, float]]:
+    """Cross-entropy fine-tuning with the super-network stage's loop (AdamW, linear decay, clipping)
+    for `options.epochs` epochs on the device `model` is on; returns the loss trace, leaves eval mode."""
+    device = next(model.parameters()).device
+
+    def step(batch: Mapping[str, torch.Tensor], progress: float) -> dict[str, float]:
+        loss = F.cross_entropy(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+        loss.backward()
+        return {"loss": float(loss.detach())}
+
+    torch.manual_seed(seed)  # dropout
+    model.train()
+    trace = fit(model.parameters(), train.loader(options.batch_size, shuffle=True, seed=seed), options, device, step)
+    model.eval()
+    return trace
 
 
 def calibration_rows(split: Encoded, examples: int | None) -> Encoded:

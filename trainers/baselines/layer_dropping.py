@@ -14,22 +14,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
-import torch
 
 from search_spaces.sub_network import SubNetwork
-from trainers.autodistill.finetune import FinetuneConfig, accuracy, finetune
-from trainers.baselines.common import BaselineData, pareto_frame, point
+from trainers.autodistill.finetune import accuracy
+from trainers.baselines.common import BaselineData, fine_tune, pareto_frame, point
 from trainers.supernet import SuperNetwork
+from trainers.supernet.options import FinetuneOptions
 
 METHOD = "layer_dropping"
 
 
 @dataclass(frozen=True)
 class LayerDroppingOptions:
-    """`keep`: the layer counts to fine-tune (empty: every count from 1 to L)."""
+    """`keep`: the layer counts to fine-tune (empty: every count from 1 to L); `finetune`: epochs,
+    learning rate, batch size (its model / task / length fields are not used: the data is given)."""
 
     keep: tuple[int, ...] = ()
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    finetune: FinetuneOptions = field(default_factory=FinetuneOptions)
     eval_batch_size: int = 64
     seed: int = 0
 
@@ -57,7 +58,6 @@ def layer_dropping(pretrained: SuperNetwork, data: BaselineData, options: LayerD
     for k in keep:
         sub = top_dropped(s.num_layers, s.num_heads, s.intermediate_size, k)
         model = pretrained.extract_sub_network(sub)  # a copy: `pretrained` stays untouched
-        torch.manual_seed(options.seed)  # dropout masks
-        finetune(model, data.train, options.finetune, seed=options.seed)
+        fine_tune(model, data.train, options.finetune, options.seed)
         rows.append({**point(s, sub, accuracy(model, data.validation, options.eval_batch_size)), "config": {"layers_kept": k}})
     return pareto_frame(METHOD, rows)
