@@ -3,6 +3,8 @@
   lmnas validate STUDY            check a study file (exit 2 with one line when it is wrong)
   lmnas run STUDY [--address A]   run it on an embedded local Ray (or join a cluster)
   lmnas status DIR                progress and the current Pareto front of a study directory
+  lmnas supernet train STUDY      fine-tune a weight_sharing study's super-network (cached by config)
+  lmnas export DIR [--trial ID]   export the knee of the front (or one trial) to DIR/export
   lmnas report DIR                write report.png and report.html into the study directory
   lmnas assets fetch|list|verify  the offline models and data sets
 """
@@ -51,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=cmd_run)
 
+    p = sub.add_parser("supernet", help="the super-network stage of a weight_sharing study")
+    p.add_argument("action", choices=["train"])
+    p.add_argument("study", type=Path)
+    p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
+    p.set_defaults(handler=cmd_supernet)
+
+    p = sub.add_parser("export", help="export the knee of a study's front (or --trial ID) to DIR/export")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--trial", help="export this trial instead of the knee")
+    p.set_defaults(handler=cmd_export)
+
     p = sub.add_parser("status", help="progress and Pareto front of a study directory")
     p.add_argument("directory", type=Path)
     p.set_defaults(handler=cmd_status)
@@ -83,6 +96,28 @@ def cmd_run(ns: argparse.Namespace) -> int:
     print_summary(summary, study.directory)
     paths = write_report(study.directory)
     print(f"report: {paths[1]}")
+    return 0
+
+
+def cmd_supernet(ns: argparse.Namespace) -> int:
+    from orchestrator.errors import StudyError
+    from orchestrator.plugins import build_space
+    from orchestrator.run import ray_session
+    from orchestrator.stages import BEFORE
+    from orchestrator.study import load_study
+
+    study = load_study(ns.study)
+    if study.trainer.name not in BEFORE:
+        raise StudyError("trainer.kind", f"{study.trainer.name!r} has no super-network; use one of {', '.join(BEFORE)}")
+    with ray_session(ns.address):
+        print(BEFORE[study.trainer.name](study, build_space(study), sys.stderr))
+    return 0
+
+
+def cmd_export(ns: argparse.Namespace) -> int:
+    from orchestrator.export import export_knee
+
+    print(f"exported to {export_knee(ns.directory, ns.trial)}")
     return 0
 
 

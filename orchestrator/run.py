@@ -20,6 +20,7 @@ from orchestrator import registry
 from orchestrator.errors import StudyError
 from orchestrator.plugins import build_scheduler, build_searcher, build_space, check_trainer_options
 from orchestrator.results import STUDY_FILE, TRIALS_FILE, ResultsStore, Summary, atomic_write_text, summarise
+from orchestrator.stages import after_trials, before_trials
 from orchestrator.study import Study
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -108,6 +109,7 @@ def run_study(
 
     try:
         with ray_session(address):
+            before_trials(study, space)
             run_tune(
                 name=study.name,
                 directory=directory,
@@ -131,4 +133,5 @@ def run_study(
         if callable(close):
             close()
         store.flush()
+    after_trials(study, space, directory)
     return summarise(store.trials_frame(), study.objectives, study.constraints)
