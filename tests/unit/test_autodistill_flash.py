@@ -109,8 +109,10 @@ def test_progressive_stages_freeze_earlier_blocks_and_report(teacher: Teacher) -
     assert result.global_step == 13 and result.metrics == reports[-1]
     for r in reports:
         assert all(math.isfinite(v) for v in r.values()), r
-        assert -1.0 <= r["agreement"] <= 1.0
+        assert r["agreement"] <= 1.0
     assert {"attention_kl", "feature_loss"} <= set(reports[0])
+    # The least-squares adapter start already explains part of the teacher's first layer.
+    assert reports[0]["agreement"] > 0.0
     assert {"mlm_loss", "hidden_loss", "mlm_accuracy"} <= set(reports[-1])
 
     def changed(prefix: str, a: int, b: int) -> bool:

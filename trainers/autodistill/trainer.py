@@ -6,7 +6,8 @@ Flash-distil it on pre-training text (§3.3) reporting after every stage, then f
 a shipped task. Every report carries the analytic parameter counts and the measured latency, so a
 multi-objective scheduler can compare students at any stage. Final metrics:
 
-- `agreement`: held-out cosine agreement of the student's last block with the teacher's last layer;
+- `agreement`: the share of the teacher's last-layer features the student's last block explains on
+  held-out text (1 - relative squared error; `trainers/distill/evaluate.py`);
 - `mlm_accuracy`: held-out masked-token accuracy (the paper's pre-training accuracy);
 - `accuracy`: validation accuracy after `finetune_steps` on `task` (absent when `task` is null);
 - `params`, `params_non_embedding`, `latency_ms`, `latency_p90_ms`, `latency_cv`, and `hardware` (a label).

@@ -6,7 +6,6 @@ masking seed), so two students — or two reports of one student — are scored 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
@@ -19,21 +18,23 @@ from trainers.distill.transfer import DistillHeads, teacher_layer
 @torch.no_grad()
 def held_out_agreement(student: Student, heads: DistillHeads, teacher: Teacher, blocks: Tensor, block: int,
                        batch_size: int) -> float:
-    """Mean cosine similarity, over held-out tokens, between student `block` (through its adapter)
-    and the teacher layer it is distilled from: 1 is perfect agreement, about 0 is none."""
+    """The share of the teacher layer's energy that student `block` (through its adapter) explains on
+    held-out text: 1 - sum (t - s)^2 / sum t^2 over tokens and features. 1 is a perfect match, 0 is
+    no better than predicting zeros; it is the complement of the training loss, so it is on the same
+    footing at every stage whatever the scale of the teacher layer."""
     layer = teacher_layer(block, student.arch.num_blocks, teacher.num_layers)
     was_training = student.training
     student.eval()
-    total, count = 0.0, 0
+    error, energy = 0.0, 0.0
     for ids in blocks.split(batch_size):
         ids = ids.to(teacher.device)
         mask = torch.ones_like(ids)
         target = teacher(ids, mask, num_layers=layer).hidden_states[layer]  # (B, S, D)
         mine = heads.adapters[block - 1](student(ids, mask, num_blocks=block).hidden_states[-1])  # (B, S, D)
-        total += float(F.cosine_similarity(mine, target, dim=-1).sum())
-        count += ids.numel()
+        error += float((target - mine).pow(2).sum())
+        energy += float(target.pow(2).sum())
     student.train(was_training)
-    return total / count
+    return 1.0 - error / max(energy, 1e-12)
 
 
 @torch.no_grad()
