@@ -2,10 +2,12 @@
 
   lmnas validate STUDY            check a study file (exit 2 with one line when it is wrong)
   lmnas run STUDY [--address A]   run it on an embedded local Ray (or join a cluster)
-  lmnas status DIR                progress and the current Pareto front of a study directory
+  lmnas resume DIR                continue a study that stopped early
+  lmnas submit STUDY --address U  run it as a job on a Ray cluster (the dashboard's http://host:port)
+  lmnas status DIR|URI            progress and the current Pareto front of a study (also while it runs)
   lmnas supernet train STUDY      fine-tune a weight_sharing study's super-network (cached by config)
   lmnas export DIR [--trial ID]   export the knee of the front (or one trial) to DIR/export
-  lmnas report DIR                write report.png and report.html into the study directory
+  lmnas report DIR|URI            write report.png and the study page report.html into the study
   lmnas assets fetch|list|verify  the offline models and data sets
 """
 from __future__ import annotations
@@ -13,9 +15,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from orchestrator.errors import LmnasError
+
+if TYPE_CHECKING:
+    from cluster.storage import StudyLocation
+    from orchestrator.run import RunOutcome
 
 EXIT_USER_ERROR = 2
 
@@ -53,6 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=cmd_run)
 
+    p = sub.add_parser("resume", help="continue a study that stopped early (finished trials are kept)")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(handler=cmd_resume)
+
+    p = sub.add_parser("submit", help="run a study as a job on a Ray cluster")
+    p.add_argument("study", type=Path)
+    p.add_argument("--address", help="the cluster's dashboard, http://host:port (default: RAY_ADDRESS when it is "
+                   "a URL, else http://127.0.0.1:8265)")
+    p.add_argument("--working-dir", type=Path, default=Path("."), help="uploaded to the cluster; holds the study")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="environment variable of the job")
+    p.add_argument("--pip", action="append", default=[], metavar="REQ", help="pip requirement for the job")
+    p.add_argument("--requirements", type=Path, help="a requirements file for the job")
+    p.add_argument("--constraints", type=Path, help="pins applied to the job's pip requirements")
+    p.add_argument("--job-id", help="the job's submission id (default: lmnas-<study>-<time>)")
+    p.add_argument("--wait", action="store_true", help="wait for the job to end; exit 1 unless it succeeded")
+    p.set_defaults(handler=cmd_submit)
+
     p = sub.add_parser("supernet", help="the super-network stage of a weight_sharing study")
     p.add_argument("action", choices=["train"])
     p.add_argument("study", type=Path)
@@ -64,12 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trial", help="export this trial instead of the knee")
     p.set_defaults(handler=cmd_export)
 
-    p = sub.add_parser("status", help="progress and Pareto front of a study directory")
-    p.add_argument("directory", type=Path)
+    p = sub.add_parser("status", help="progress and Pareto front of a study directory or URI")
+    p.add_argument("directory", help="a study directory, or its URI (s3://..., gs://..., file://...)")
     p.set_defaults(handler=cmd_status)
 
-    p = sub.add_parser("report", help="write report.png and report.html for a study directory")
-    p.add_argument("directory", type=Path)
+    p = sub.add_parser("report", help="write report.png and report.html for a study directory or URI")
+    p.add_argument("directory", help="a study directory, or its URI (s3://..., gs://..., file://...)")
     p.set_defaults(handler=cmd_report)
 
     sub.add_parser("assets", help="fetch | list | verify the offline models and data sets")
@@ -90,13 +115,64 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from orchestrator.study import load_study
 
     study = load_study(ns.study)
-    summary = run_study(study, address=ns.address, overwrite=ns.overwrite, progress=not ns.quiet)
+    code = finish(run_study(study, address=ns.address, overwrite=ns.overwrite, progress=not ns.quiet))
+    from cluster.storage import study_location
+
+    study_location(study.storage, study.name).push()  # the final report too, when the study lives at a URI
+    return code
+
+
+def cmd_resume(ns: argparse.Namespace) -> int:
+    from orchestrator.run import resume_study
+
+    return finish(resume_study(ns.directory, address=ns.address, progress=not ns.quiet))
+
+
+def finish(outcome: "RunOutcome") -> int:
+    """Print the front and write the report; say how to continue when trials are left."""
     from orchestrator.report import print_summary, write_report
 
-    print_summary(summary, study.directory)
-    paths = write_report(study.directory)
-    print(f"report: {paths[1]}")
+    print_summary(outcome.summary, outcome.directory)
+    print(f"report: {write_report(outcome.directory)[1]}")
+    if outcome.unfinished:
+        print(f"lmnas: {outcome.unfinished} trials not run yet; continue with: lmnas resume {outcome.directory}",
+              file=sys.stderr)
     return 0
+
+
+def cmd_submit(ns: argparse.Namespace) -> int:
+    from cluster import jobs
+    from orchestrator.study import load_study
+
+    study = load_study(ns.study)  # fail here, not on the cluster
+    if (warning := jobs.storage_warning(study.storage)) is not None:
+        print(f"lmnas: warning: {warning}", file=sys.stderr)
+    pip = tuple(ns.pip) + (jobs.read_lines(ns.requirements, "requirements") if ns.requirements else ())
+    request = jobs.JobRequest(
+        study=ns.study, address=ns.address or jobs.default_address(), working_dir=ns.working_dir,
+        env=jobs.parse_env(ns.env), pip=pip,
+        constraints=jobs.read_lines(ns.constraints, "constraints") if ns.constraints else (), job_id=ns.job_id,
+    )
+    job_id = jobs.submit(request)
+    print(jobs.follow_hint(request.address, job_id))
+    if not ns.wait:
+        return 0
+    status = jobs.wait(request.address, job_id, on_status=lambda s: print(f"job {job_id}: {s}", flush=True))
+    return 0 if status == "SUCCEEDED" else 1
+
+
+def open_study(target: str) -> "StudyLocation":
+    """A study directory, or the local mirror of a study URI brought up to date."""
+    from cluster.storage import location_of
+    from orchestrator.errors import ResultsError
+
+    try:
+        location = location_of(target)
+    except ValueError as e:
+        raise ResultsError(f"{target!r}: {e}") from None
+    if not location.pull():
+        raise ResultsError(f"no study at {target!r}; pass a study directory or URI (<storage>/<name>)")
+    return location
 
 
 def cmd_supernet(ns: argparse.Namespace) -> int:
@@ -124,15 +200,18 @@ def cmd_export(ns: argparse.Namespace) -> int:
 def cmd_status(ns: argparse.Namespace) -> int:
     from orchestrator.report import load_summary, print_summary
 
-    print_summary(load_summary(ns.directory), ns.directory)
+    location = open_study(ns.directory)
+    print_summary(load_summary(location.local), location.shown)
     return 0
 
 
 def cmd_report(ns: argparse.Namespace) -> int:
     from orchestrator.report import write_report
 
-    png, html = write_report(ns.directory)
-    print(f"wrote {png}\nwrote {html}")
+    location = open_study(ns.directory)
+    png, html = write_report(location.local)
+    location.push()
+    print(f"wrote {png}\nwrote {html}" + (f"\ncopied to {location.uri}" if location.uri else ""))
     return 0
 
 

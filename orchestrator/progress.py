@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Callable, TextIO
 
+from cluster.storage import study_location
 from orchestrator.monitoring import StudyMetrics
 from orchestrator.results import COMPLETED, FAILED, RUNNING, STOPPED, ResultsStore, Summary, summarise
 from orchestrator.study import Study
@@ -42,14 +43,17 @@ def progress_line(study: Study, summary: Summary, elapsed_s: float) -> str:
 
 
 class LivePage:
-    """Rewrites the study page from the store's current trials (it reloads itself in a browser)."""
+    """Rewrites the study page from the store's current trials (it reloads itself in a browser),
+    then copies the study's files to its URI when it has one."""
 
-    def __init__(self, study: Study, store: ResultsStore) -> None:
-        self.study, self.store = study, store
+    def __init__(self, study: Study, store: ResultsStore, push: Callable[[], None] | None = None) -> None:
+        self.study, self.store, self.push = study, store, push
 
-    def __call__(self, summary: Summary) -> None:
+    def __call__(self, summary: Summary, live: bool = True) -> None:
         write_page(self.store.directory, self.study.name, self.study.objectives, self.store.trials_frame(), summary,
-                   live=True)
+                   live=live)
+        if self.push is not None:
+            self.push()
 
 
 class Progress:
@@ -65,7 +69,7 @@ class Progress:
         store: ResultsStore,
         stream: TextIO | None = sys.stderr,
         metrics: StudyMetrics | None = None,
-        page: Callable[[Summary], None] | None = None,
+        page: LivePage | Callable[[Summary], None] | None = None,
         min_interval_s: float = 10.0,
         page_interval_s: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
@@ -110,7 +114,9 @@ class Progress:
             self.pending = line
 
     def close(self) -> None:
-        """End the live line on a terminal; in a log, show the last line a throttle held back."""
+        """Write the final page; end the live line on a terminal, or show the line a throttle held back."""
+        if isinstance(self.page, LivePage):
+            self.page(summarise(self.store.trials_frame(), self.study.objectives, self.study.constraints), live=False)
         if self.stream is None:
             return
         if self.tty:
@@ -123,5 +129,7 @@ class Progress:
 
 def study_progress(study: Study, store: ResultsStore, console: bool = True) -> Progress:
     """The runner's hook: console progress (unless quiet), Ray metrics and the live study page."""
+    location = study_location(study.storage, study.name)
     return Progress(study, store, stream=sys.stderr if console else None,
-                    metrics=StudyMetrics(study.name, study.objectives), page=LivePage(study, store))
+                    metrics=StudyMetrics(study.name, study.objectives),
+                    page=LivePage(study, store, push=location.push if location.uri else None))

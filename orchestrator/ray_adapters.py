@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -16,18 +17,22 @@ from ray.tune.result import AUTO_RESULT_KEYS
 from ray.tune.schedulers import FIFOScheduler as TuneFIFOScheduler
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher as TuneSearcherBase
+from ray.tune.trainable import wrap_function
 
+from cluster.storage import join, study_location, upload_dir
+
+from orchestrator.plan import TrialPlan
+from orchestrator.resume import SCHEDULER_STATE_FILE, SEARCHER_STATE_FILE
 from orchestrator.results import COMPLETED, FAILED, STOPPED, ResultsStore, atomic_write_text
 from orchestrator.schedulers.base import Decision, Scheduler
 from orchestrator.searchers.base import Finished, Searcher
+from orchestrator.study import Resources
 from search_spaces.base import SearchSpace
 from trainers.report import TrialContext
 
 #: keys Tune adds to every result; they are not the trainer's metrics.
 _TUNE_KEYS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint", "timesteps_this_iter",
                                       "episodes_this_iter"}
-SEARCHER_STATE_FILE = "searcher_state.json"
-SCHEDULER_STATE_FILE = "scheduler_state.json"
 
 
 def trainer_metrics(result: Mapping[str, Any] | None) -> dict[str, float | str]:
@@ -45,15 +50,30 @@ def trial_arch(trial: Trial) -> dict[str, Any]:
     return dict(trial.config.get("arch", {}))
 
 
-class TuneSearcher(TuneSearcherBase):
-    """Our `Searcher` as a Tune search algorithm. Saves its state beside the results after every
-    finished trial, so a stopped study resumes the same search."""
+def study_trial_id(trial: Trial) -> str:
+    """The study's own id for a Tune trial: stable across resumes (a rerun keeps its id)."""
+    return str(trial.config.get("trial_id", trial.trial_id))
 
-    def __init__(self, searcher: Searcher, state_dir: Path) -> None:
+
+class TrialTimeout(Exception):
+    """A trial ran past the study's per-trial time limit."""
+
+
+class TuneSearcher(TuneSearcherBase):
+    """Our `Searcher` as a Tune search algorithm.
+
+    It first hands out `replay` (trials of an interrupted run, under their old ids), then asks the
+    searcher. Its JSON state is saved beside the results after every suggestion and every finished
+    trial, so a study stopped at any moment resumes the same search.
+    """
+
+    def __init__(self, searcher: Searcher, state_dir: Path, replay: list[tuple[str, dict[str, Any]]] = ()) -> None:
         super().__init__(metric=None, mode=None)
         # Not named `searcher`: Tune treats any object with that attribute as a wrapper.
         self.inner = searcher
         self.state_dir = state_dir
+        self.replay = list(replay)
+        self.ids: dict[str, str] = {}
 
     # Tune pickles its search algorithm into its experiment state, which lmnas never restores from
     # (studies resume from searcher_state.json): keep only the JSON state, so searchers that
@@ -62,16 +82,26 @@ class TuneSearcher(TuneSearcherBase):
         return {"state_dir": self.state_dir, "state": json.dumps(self.inner.state_dict())}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        config = self.inner.suggest(trial_id)
-        if isinstance(config, Finished):
-            return TuneSearcherBase.FINISHED
-        return None if config is None else {"arch": config}
+        if self.replay:
+            study_id, config = self.replay.pop(0)
+            self.inner.pending.setdefault(study_id, config)
+        else:
+            study_id = trial_id
+            suggested = self.inner.suggest(study_id)
+            if isinstance(suggested, Finished):
+                return TuneSearcherBase.FINISHED
+            if suggested is None:
+                return None
+            config = suggested
+        self.ids[trial_id] = study_id
+        self.save_state()
+        return {"arch": config, "trial_id": study_id}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self.inner.on_trial_result(trial_id, trainer_metrics(result))
+        self.inner.on_trial_result(self.ids.get(trial_id, trial_id), trainer_metrics(result))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        self.inner.on_trial_complete(trial_id, None if error else trainer_metrics(result))
+        self.inner.on_trial_complete(self.ids.get(trial_id, trial_id), None if error else trainer_metrics(result))
         self.save_state()
 
     def save_state(self) -> None:
@@ -86,28 +116,55 @@ class TuneSearcher(TuneSearcherBase):
 
 
 class TuneScheduler(TuneFIFOScheduler):
-    """Our `Scheduler` as a Tune trial scheduler; remembers which trials it stopped early."""
+    """Our `Scheduler` as a Tune trial scheduler.
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    It remembers which trials it stopped early, and enforces the per-trial time limit: a trial
+    that runs (or hangs) past it fails with `TrialTimeout` through Tune's own failure path, so
+    retries and callbacks apply as for any other failure.
+    """
+
+    def __init__(self, scheduler: Scheduler, state_dir: Path, trial_timeout_s: float | None = None) -> None:
         super().__init__()
         self.scheduler = scheduler
+        self.state_dir = state_dir
+        self.trial_timeout_s = trial_timeout_s
         self.stopped: set[str] = set()
+        self.started: dict[str, float] = {}
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
-        self.scheduler.on_trial_add(trial.trial_id, trial_arch(trial))
+        self.scheduler.on_trial_add(study_trial_id(trial), trial_arch(trial))
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
-        decision = self.scheduler.on_trial_result(trial.trial_id, trainer_metrics(result))
+        decision = self.scheduler.on_trial_result(study_trial_id(trial), trainer_metrics(result))
         if decision is Decision.STOP:
-            self.stopped.add(trial.trial_id)
+            self.stopped.add(study_trial_id(trial))
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
-        self.scheduler.on_trial_complete(trial.trial_id, trainer_metrics(result))
+        self.scheduler.on_trial_complete(study_trial_id(trial), trainer_metrics(result))
+        self.save_state()
 
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
-        self.scheduler.on_trial_complete(trial.trial_id, None)
+        self.scheduler.on_trial_complete(study_trial_id(trial), None)
+        self.save_state()
+
+    def save_state(self) -> None:
+        atomic_write_text(self.state_dir / SCHEDULER_STATE_FILE, json.dumps(self.scheduler.state_dict()))
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        # Called on every step of Tune's control loop: the one place that sees hung trials.
+        if self.trial_timeout_s is not None:
+            now = time.monotonic()
+            for trial in list(tune_controller.get_live_trials()):
+                began = self.started.get(trial.trial_id)
+                if trial.status == Trial.RUNNING and began is not None and now - began > self.trial_timeout_s:
+                    self.started.pop(trial.trial_id)
+                    timeout = TrialTimeout(
+                        f"TrialTimeout: the trial ran longer than budget.trial_timeout_s = {self.trial_timeout_s:g} s"
+                    )
+                    tune_controller._tune_controller._process_trial_failure(trial, exception=timeout)
+        return super().choose_trial_to_run(tune_controller)
 
 
 class ResultsCallback(tune.Callback):
@@ -119,19 +176,28 @@ class ResultsCallback(tune.Callback):
         self.on_change = on_change or (lambda: None)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
-        self.store.trial_started(trial.trial_id, trial_arch(trial))
+        self.scheduler.started[trial.trial_id] = time.monotonic()
+        self.store.trial_started(study_trial_id(trial), trial_arch(trial))
         self.on_change()
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
+        self.scheduler.started.pop(trial.trial_id, None)
+
     def on_trial_result(self, iteration: int, trials: list, trial: Trial, result: dict, **info: Any) -> None:
-        self.store.trial_reported(trial.trial_id, trainer_metrics(result), host=result.get("hostname"))
+        self.store.trial_reported(study_trial_id(trial), trainer_metrics(result), host=result.get("hostname"))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
-        status = STOPPED if trial.trial_id in self.scheduler.stopped else COMPLETED
-        self.store.trial_finished(trial.trial_id, status, trainer_metrics(trial.last_result))
+        self.scheduler.started.pop(trial.trial_id, None)
+        tid = study_trial_id(trial)
+        status = STOPPED if tid in self.scheduler.stopped else COMPLETED
+        self.store.trial_finished(tid, status, trainer_metrics(trial.last_result))
         self.on_change()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
-        self.store.trial_finished(trial.trial_id, FAILED, trainer_metrics(trial.last_result), error=error_text(trial))
+        self.scheduler.started.pop(trial.trial_id, None)
+        self.store.trial_finished(
+            study_trial_id(trial), FAILED, trainer_metrics(trial.last_result), error=error_text(trial)
+        )
         self.on_change()
 
 
@@ -145,18 +211,20 @@ def error_text(trial: Trial) -> str:
 
 
 def make_trainable(
-    trainer_module: str, space: SearchSpace, options: Mapping[str, Any], seed: int, directory: Path
+    trainer_module: str, space: SearchSpace, options: Mapping[str, Any], seed: int, directory: Path,
+    publish_uri: str | None = None,
 ) -> Callable[[dict[str, Any]], None]:
     """A Tune function trainable that runs a trainer through the trainer contract.
 
     It lives in the installed package so Ray workers can import it; the trainer module is
-    imported on the worker, by name.
+    imported on the worker, by name. With a study URI (`publish_uri`) the trial's artefacts are
+    written locally on the worker and copied to <URI>/trials/<trial id>/ when the trainer returns.
     """
     options = dict(options)
 
     def lmnas_trial(config: dict[str, Any]) -> None:
         module = importlib.import_module(trainer_module)
-        trial_id = tune.get_context().get_trial_id()
+        trial_id = str(config.get("trial_id") or tune.get_context().get_trial_id())
         last: dict[str, float] = {}
 
         def report(metrics: Mapping[str, float]) -> None:
@@ -166,53 +234,61 @@ def make_trainable(
 
         ctx = TrialContext(trial_id, config["arch"], space, options, seed, directory / "trials" / trial_id)
         final = module.train(ctx, report)
+        if publish_uri is not None and ctx.trial_dir is not None and ctx.trial_dir.is_dir():
+            upload_dir(ctx.trial_dir, join(publish_uri, "trials", trial_id))
         if final and dict(final) != last:
             tune.report(dict(final))
 
     return lmnas_trial
 
 
-def run_tune(
-    *,
-    name: str,
-    directory: Path,
-    trainer_module: str,
-    space: SearchSpace,
-    trainer_options: Mapping[str, Any],
-    searcher: Searcher,
-    scheduler: Scheduler,
-    store: ResultsStore,
-    num_trials: int,
-    max_concurrent: int,
-    time_budget_s: float | None,
-    max_retries: int,
-    cpu: float,
-    gpu: float,
-    seed: int,
-    on_change: Callable[[], None] | None = None,
-) -> None:
-    """Run the trials of one study with Ray Tune; results land in `store` as they arrive."""
-    trainable = make_trainable(trainer_module, space, trainer_options, seed, directory)
-    tune_searcher = TuneSearcher(searcher, directory)
-    tune_scheduler = TuneScheduler(scheduler)
+def trial_resources(resources: Resources) -> dict[str, float]:
+    """A trial's Ray resources: CPUs and GPUs, fractions included (Ray packs fractional GPUs)."""
+    return {"cpu": resources.cpu, "gpu": resources.gpu}
+
+
+def named_trainable(trainable: Callable[[dict[str, Any]], None], study_name: str) -> type:
+    """The trainable as a class named after the study, so its actors show as `lmnas:<study>` in the
+    Ray dashboard (Tune's own name for every function trainable is `ImplicitFunc`)."""
+    base = wrap_function(trainable)
+    name = f"lmnas:{study_name}"
+
+    def __repr__(self: Any) -> str:  # the dashboard's and the log prefix's name of the actor
+        return f"{name}/{self.config.get('trial_id', self.trial_id)}"
+
+    return type(name, (base,), {"_name": name, "__qualname__": name, "__repr__": __repr__})
+
+
+def run_tune(plan: TrialPlan) -> None:
+    """Run the trials of one study with Ray Tune; results land in `plan.store` as they arrive."""
+    study = plan.study
+    location = study_location(study.storage, study.name)
+    trainable = make_trainable(plan.trainer_module, plan.space, study.trainer.options, study.seed, plan.directory,
+                               publish_uri=location.uri)
+    tune_searcher = TuneSearcher(plan.searcher, plan.directory, plan.replay)
+    tune_scheduler = TuneScheduler(plan.scheduler, plan.directory, study.budget.trial_timeout_s)
     tuner = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": cpu, "gpu": gpu}),
+        tune.with_resources(named_trainable(trainable, study.name), trial_resources(study.resources)),
         tune_config=tune.TuneConfig(
             search_alg=tune_searcher,
             scheduler=tune_scheduler,
-            num_samples=num_trials,
-            max_concurrent_trials=max_concurrent,
-            time_budget_s=time_budget_s,
+            num_samples=plan.num_trials,
+            max_concurrent_trials=study.budget.max_concurrent,
+            time_budget_s=study.budget.time_budget_s,
             reuse_actors=True,
+            trial_name_creator=lambda trial: f"{study.name}/{study_trial_id(trial)}",
+            trial_dirname_creator=lambda trial: f"{study.name}_{study_trial_id(trial)}",
         ),
         run_config=tune.RunConfig(
-            name="tune",
-            storage_path=str(directory),
-            callbacks=[ResultsCallback(store, tune_scheduler, on_change)],
-            failure_config=tune.FailureConfig(max_failures=max_retries),
+            name=f"tune-{plan.run_index}",
+            # A study URI is Tune's storage too (pyarrow.fs): its experiment state reaches every node.
+            storage_path=location.uri or str(plan.directory),
+            callbacks=[ResultsCallback(plan.store, tune_scheduler, plan.on_change)],
+            failure_config=tune.FailureConfig(max_failures=study.budget.max_retries),
             verbose=0,
         ),
     )
     tuner.fit()
     tune_searcher.save_state()
-    store.flush()
+    tune_scheduler.save_state()
+    plan.store.flush()

@@ -5,26 +5,16 @@ import io
 from pathlib import Path
 
 import pandas as pd
-import yaml
-
-from orchestrator.errors import ResultsError
 from orchestrator.objectives import Objectives
-from orchestrator.results import FINISHED_STATUSES, STUDY_FILE, Summary, load_trials, metric_column, summarise
-from orchestrator.study import Study, parse_study
+from orchestrator.results import FINISHED_STATUSES, Summary, load_trials, metric_column, summarise
+from orchestrator.study import load_saved_study
 from orchestrator.study_page import REPORT_HTML, write_page
 
 REPORT_PNG = "report.png"
 
 
-def load_study_of(directory: Path) -> Study:
-    path = Path(directory) / STUDY_FILE
-    if not path.exists():
-        raise ResultsError(f"{str(directory)!r} is not a study directory: {STUDY_FILE} is missing")
-    return parse_study(yaml.safe_load(path.read_text(encoding="utf-8")), check_plugins=False)
-
-
 def load_summary(directory: Path) -> Summary:
-    study = load_study_of(directory)
+    study = load_saved_study(directory)
     return summarise(load_trials(directory), study.objectives, study.constraints)
 
 
@@ -33,7 +23,7 @@ def print_summary(summary: Summary, directory: Path) -> None:
     hv = f"{summary.hypervolume:.6g}" if summary.hypervolume is not None else "n/a"
     print(f"study: {directory}")
     print(f"trials: {c['completed']} completed, {c['stopped']} stopped early, {c['running']} running, "
-          f"{c['failed']} failed")
+          f"{c['failed']} failed, {c['interrupted']} interrupted")
     print(f"hypervolume: {hv}")
     print(f"Pareto front ({len(summary.front)} trials):")
     if len(summary.front):
@@ -76,7 +66,7 @@ def render_png(summary: Summary, trials: pd.DataFrame, objectives: Objectives) -
 def write_report(directory: Path) -> tuple[Path, Path]:
     """Write report.png and the study page (report.html, as the live page but final) into the directory."""
     directory = Path(directory)
-    study = load_study_of(directory)
+    study = load_saved_study(directory)
     trials = load_trials(directory)
     summary = summarise(trials, study.objectives, study.constraints)
     png = render_png(summary, trials, study.objectives)

@@ -34,6 +34,8 @@ SUMMARY_FILE = "summary.json"
 STUDY_FILE = "study.yaml"
 
 RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
+#: a trial whose run ended (Ctrl-C, time budget, lost driver) before it did; resume reruns it.
+INTERRUPTED = "interrupted"
 #: statuses whose metrics count towards the front (a stopped trial ran at a lower fidelity).
 FINISHED_STATUSES = (COMPLETED, STOPPED)
 _RESERVED = {"trial_id", "status", "error", "started_at", "ended_at", "duration_s", "host", "num_reports", "attempt"}
@@ -176,6 +178,15 @@ class ResultsStore:
             rec.ended_at = time.time()
             self.flush()
 
+    def mark_interrupted(self) -> int:
+        """Mark trials still running when the trial loop ended; returns how many there were."""
+        with self._lock:
+            running = [r for r in self.trials.values() if r.status == RUNNING]
+            for rec in running:
+                rec.status = INTERRUPTED
+            self.flush()
+            return len(running)
+
     # ---- views --------------------------------------------------------------------------------------------
     def trials_frame(self) -> pd.DataFrame:
         with self._lock:
@@ -249,7 +260,7 @@ class Summary:
 
 def summarise(trials: pd.DataFrame, objectives: Objectives, constraints: tuple[Constraint, ...] = ()) -> Summary:
     """Counts, the Pareto front of finished feasible trials, and the hypervolume trace (in end order)."""
-    counts = {s: int((trials["status"] == s).sum()) if len(trials) else 0 for s in (RUNNING, COMPLETED, STOPPED, FAILED)}
+    counts = {s: int((trials["status"] == s).sum()) if len(trials) else 0 for s in (RUNNING, COMPLETED, STOPPED, FAILED, INTERRUPTED)}
     cols = [metric_column(m) for m in objectives.metrics]
     done = trials[trials["status"].isin(FINISHED_STATUSES)] if len(trials) else trials
     if len(done) and all(c in done.columns for c in cols):

@@ -9,19 +9,22 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Iterator
 
 import yaml
 
 from orchestrator import registry
 from orchestrator.errors import StudyError
+from orchestrator.plan import TrialPlan
 from orchestrator.plugins import build_scheduler, build_searcher, build_space, check_trainer_options
+from orchestrator.progress import study_progress
 from orchestrator.results import STUDY_FILE, TRIALS_FILE, ResultsStore, Summary, atomic_write_text, summarise
+from orchestrator.resume import SCHEDULER_STATE_FILE, SEARCHER_STATE_FILE, finished_count, load_json, reconcile
 from orchestrator.stages import after_trials, before_trials
-from orchestrator.study import Study
+from orchestrator.study import Study, load_saved_study
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -36,6 +39,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if ray.is_initialized():
         yield
         return
+    # Inside a Ray job (`ray job submit -- lmnas run ...`) RAY_ADDRESS names the job's cluster.
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
@@ -59,7 +64,9 @@ def prepare_directory(study: Study, overwrite: bool) -> Path:
     if (directory / TRIALS_FILE).exists():
         if not overwrite:
             raise StudyError(
-                "name", f"{directory} already holds results of a study; choose another name or pass --overwrite"
+                "name",
+                f"{directory} already holds results; continue it with `lmnas resume {directory}`, "
+                "choose another name, or pass --overwrite",
             )
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -67,71 +74,72 @@ def prepare_directory(study: Study, overwrite: bool) -> Path:
     return directory
 
 
-class Progress:
-    """One line per change in trial counts: done / running / failed, front size, hypervolume, time."""
-
-    def __init__(self, study: Study, store: ResultsStore, stream: TextIO = sys.stderr) -> None:
-        self.study, self.store, self.stream = study, store, stream
-        self.started = time.monotonic()
-        self.last = ""
-
-    def __call__(self) -> None:
-        s = summarise(self.store.trials_frame(), self.study.objectives, self.study.constraints)
-        c = s.counts
-        done = c["completed"] + c["stopped"]
-        hv = f"{s.hypervolume:.4g}" if s.hypervolume is not None else "-"
-        elapsed = time.monotonic() - self.started
-        budget = self.study.budget.time_budget_s
-        left = f", {max(budget - elapsed, 0):.0f}s of time budget left" if budget else ""
-        line = (
-            f"[{self.study.name}] trials {done + c['failed']}/{self.study.budget.num_trials}: "
-            f"{done} done, {c['running']} running, {c['failed']} failed | front {len(s.front)} | "
-            f"hypervolume {hv} | {elapsed:.0f}s elapsed{left}"
-        )
-        # One line per finished trial: starts alone would flood logs.
-        key = f"{done}/{c['failed']}"
-        if key != self.last:
-            print(line, file=self.stream, flush=True)
-            self.last = key
+@dataclass
+class RunOutcome:
+    summary: Summary
+    directory: Path
+    #: trials left unfinished (Ctrl-C, time budget): `lmnas resume DIR` continues them.
+    unfinished: int
 
 
 def run_study(
     study: Study, address: str | None = None, overwrite: bool = False, progress: bool = True
-) -> Summary:
-    """Run every trial of `study` and return the summary of its results."""
+) -> RunOutcome:
+    """Run every trial of a new study."""
     check_trainer_options(study)
     space = build_space(study)
     searcher = build_searcher(study, space)
     scheduler = build_scheduler(study)
     directory = prepare_directory(study, overwrite)
     store = ResultsStore(directory, study.objectives, study.constraints)
+    plan = TrialPlan(study, directory, registry.TRAINERS[study.trainer.name], space, searcher, scheduler, store,
+                     num_trials=study.budget.num_trials)
+    return execute(plan, address, progress)
+
+
+def resume_study(directory: Path, address: str | None = None, progress: bool = True) -> RunOutcome:
+    """Continue a study from its directory: finished trials kept, unfinished ones rerun."""
+    directory = Path(directory).absolute()
+    study = load_saved_study(directory)
+    check_trainer_options(study)
+    space = build_space(study)
+    searcher = build_searcher(study, space)
+    scheduler = build_scheduler(study)
+    if (state := load_json(directory / SEARCHER_STATE_FILE)) is not None:
+        searcher.load_state_dict(state)
+    if (state := load_json(directory / SCHEDULER_STATE_FILE)) is not None:
+        scheduler.load_state_dict(state)
+    store = ResultsStore(directory, study.objectives, study.constraints)
+    replay = reconcile(store, searcher)
+    remaining = max(study.budget.num_trials - finished_count(store), len(replay))
+    runs = sorted(directory.glob("tune-*"))
+    plan = TrialPlan(study, directory, registry.TRAINERS[study.trainer.name], space, searcher, scheduler, store,
+                     num_trials=remaining, replay=replay, run_index=len(runs))
+    if remaining == 0:
+        print(f"{directory}: all {study.budget.num_trials} trials are finished; nothing to resume", file=sys.stderr)
+        return RunOutcome(summarise(store.trials_frame(), study.objectives, study.constraints), directory, 0)
+    print(f"resuming {study.name}: {finished_count(store)} trials finished, {len(replay)} to rerun, "
+          f"{remaining - len(replay)} new", file=sys.stderr)
+    return execute(plan, address, progress)
+
+
+def execute(plan: TrialPlan, address: str | None, progress: bool) -> RunOutcome:
+    """Drive the plan's trials on Ray; whatever happens, leave the directory consistent."""
     from orchestrator.ray_adapters import run_tune
 
+    study, store = plan.study, plan.store
+    watch = study_progress(study, store, console=progress)
+    plan.on_change = watch
     try:
         with ray_session(address):
-            before_trials(study, space)
-            run_tune(
-                name=study.name,
-                directory=directory,
-                trainer_module=registry.TRAINERS[study.trainer.name],
-                space=space,
-                trainer_options=study.trainer.options,
-                searcher=searcher,
-                scheduler=scheduler,
-                store=store,
-                num_trials=study.budget.num_trials,
-                max_concurrent=study.budget.max_concurrent,
-                time_budget_s=study.budget.time_budget_s,
-                max_retries=study.budget.max_retries,
-                cpu=study.resources.cpu,
-                gpu=study.resources.gpu,
-                seed=study.seed,
-                on_change=Progress(study, store) if progress else None,
-            )
+            before_trials(study, plan.space)
+            run_tune(plan)
     finally:
-        close = getattr(searcher, "close", None)
+        close = getattr(plan.searcher, "close", None)
         if callable(close):
             close()
-        store.flush()
-    after_trials(study, space, directory)
-    return summarise(store.trials_frame(), study.objectives, study.constraints)
+        store.mark_interrupted()
+        watch.close()
+    after_trials(study, plan.space, plan.directory)
+    summary = summarise(store.trials_frame(), study.objectives, study.constraints)
+    return RunOutcome(summary, plan.directory, max(study.budget.num_trials - finished_count(store), 0))

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from orchestrator.errors import StudyError
+from orchestrator.errors import ResultsError, StudyError
 from orchestrator.objectives import Constraint, Objective, Objectives
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -36,6 +36,8 @@ class Budget:
     max_concurrent: int = 1
     #: wall-clock limit for the whole study, in seconds (None: no limit).
     time_budget_s: float | None = None
+    #: wall-clock limit per trial, in seconds (None: no limit); a trial past it fails.
+    trial_timeout_s: float | None = None
     #: how often a failed trial is retried before it is recorded as failed.
     max_retries: int = 0
 
@@ -62,8 +64,11 @@ class Study:
 
     @property
     def directory(self) -> Path:
-        """Where this study's results live: <storage>/<name>."""
-        return Path(self.storage).expanduser().absolute() / self.name
+        """Where this process keeps the study's files: <storage>/<name>, or the local mirror of a
+        storage URI (cluster/storage.py)."""
+        from cluster.storage import study_location
+
+        return study_location(self.storage, self.name).local
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved study as plain data; `parse_study(study.to_dict())` gives it back."""
@@ -106,6 +111,16 @@ def load_study(path: str | Path, check_plugins: bool = True) -> Study:
     return parse_study(data, check_plugins=check_plugins)
 
 
+def load_saved_study(directory: str | Path) -> Study:
+    """The resolved study saved in a study directory (plug-ins are not rechecked)."""
+    from orchestrator.results import STUDY_FILE
+
+    path = Path(directory) / STUDY_FILE
+    if not path.exists():
+        raise ResultsError(f"{str(directory)!r} is not a study directory: {STUDY_FILE} is missing")
+    return parse_study(yaml.safe_load(path.read_text(encoding="utf-8")), check_plugins=False)
+
+
 def parse_study(data: Any, check_plugins: bool = True) -> Study:
     """Validate plain data (as from YAML) into a Study."""
     d = _mapping(data, "", required=("name", "search_space", "trainer", "objectives"),
@@ -116,7 +131,13 @@ def parse_study(data: Any, check_plugins: bool = True) -> Study:
         raise StudyError("name", f"{name!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
     storage = _str(d.get("storage", "runs"), "storage")
     if not storage.strip():
-        raise StudyError("storage", "must be a non-empty directory path")
+        raise StudyError("storage", "must be a non-empty directory path or a URI such as s3://bucket/studies")
+    from cluster.storage import check_storage
+
+    try:
+        check_storage(storage)
+    except ValueError as e:
+        raise StudyError("storage", str(e)) from None
     study = Study(
         name=name,
         storage=storage,
@@ -188,6 +209,7 @@ def _budget(data: Any) -> Budget:
         num_trials=_int(d.get("num_trials", 20), "budget.num_trials", low=1, high=1_000_000),
         max_concurrent=_int(d.get("max_concurrent", 1), "budget.max_concurrent", low=1, high=100_000),
         time_budget_s=_opt_float(d.get("time_budget_s"), "budget.time_budget_s"),
+        trial_timeout_s=_opt_float(d.get("trial_timeout_s"), "budget.trial_timeout_s"),
         max_retries=_int(d.get("max_retries", 0), "budget.max_retries", low=0, high=100),
     )
 

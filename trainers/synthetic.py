@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -30,8 +31,10 @@ class SyntheticOptions:
     step_seconds: float = 0.0
     #: probability that a trial raises at a random step (decided per configuration, so reruns agree).
     fail_probability: float = 0.0
-    #: a trial whose x0 lies below this raises at its first step (a deterministic failure region).
+    #: a trial whose x0 lies below this fails at its first step (a deterministic failure region).
     fail_below_x0: float = -1.0
+    #: how an injected failure shows: an exception, the worker process dying, or a hang.
+    failure_mode: Literal["raise", "exit", "hang"] = "raise"
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -86,6 +89,16 @@ def config_rng(arch: dict, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
+def inject_failure(mode: str, message: str) -> None:
+    if mode == "exit":
+        # The worker dies as if killed or out of memory: no exception reaches anyone.
+        os._exit(17)
+    if mode == "hang":
+        while True:
+            time.sleep(3600)
+    raise InjectedFailure(message)
+
+
 def train(ctx: TrialContext, report: Report) -> Metrics:
     opts = build_options(SyntheticOptions, ctx.options)
     if not isinstance(ctx.space, SyntheticSpace):
@@ -103,7 +116,7 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
         if opts.step_seconds:
             time.sleep(opts.step_seconds)
         if step == fail_step:
-            raise InjectedFailure(f"injected failure at step {step} for trial {ctx.trial_id}")
+            inject_failure(opts.failure_mode, f"injected failure at step {step} for trial {ctx.trial_id}")
         values = final + bias * (opts.steps - step) / opts.steps
         metrics = {f"f{i + 1}": float(v) for i, v in enumerate(values)}
         metrics["step"] = float(step)

@@ -45,7 +45,7 @@ def test_store_keeps_every_trial_and_report(tmp_path: Path) -> None:
     reports = pd.read_parquet(tmp_path / "reports.parquet")
     assert len(reports) == 8 and set(reports["epoch"]) == {1, 2}
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["counts"] == {"running": 0, "completed": 3, "stopped": 1, "failed": 1}
+    assert summary["counts"] == {"running": 0, "completed": 3, "stopped": 1, "failed": 1, "interrupted": 0}
     front = pd.read_csv(tmp_path / "front.csv")
     # (0.7, 30) is dominated by (0.8, 20); the rest trade accuracy for size.
     assert sorted(front["trial_id"]) == ["t0", "t1", "t3"]

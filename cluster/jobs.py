@@ -1,0 +1,189 @@
+"""`lmnas submit`: send a study to a Ray cluster as a Ray job (the Ray Jobs SDK).
+
+The job runs `lmnas run <study>` on the head node inside an upload of the working directory,
+with the environment variables and pip packages asked for. Results go to the study's
+`storage`, which on a cluster must be a path every node shares or a URI (s3://, gs://, ...):
+the uploaded working directory is a temporary copy.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from cluster.storage import is_uri
+from orchestrator.errors import LmnasError
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+class SubmitError(LmnasError):
+    """A submission that cannot be made as asked (bad option, unreachable cluster)."""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    study: Path
+    address: str = DEFAULT_ADDRESS
+    #: uploaded to the cluster; the study file must lie inside it.
+    working_dir: Path = Path(".")
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: pip requirements installed into the job's runtime environment (none: the cluster's own).
+    pip: tuple[str, ...] = ()
+    #: pins (name==version per line) applied to the pip requirements of the same names.
+    constraints: tuple[str, ...] = ()
+    job_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.env:
+            if not _ENV_NAME.match(name):
+                raise SubmitError(f"--env: {name!r} is not an environment variable name (letters, digits, '_')")
+        if not self.working_dir.is_dir():
+            raise SubmitError(f"--working-dir: {str(self.working_dir)!r} is not a directory")
+        if not self.study.is_file():
+            raise SubmitError(f"no study file at {str(self.study)!r}; pass the path of a YAML study file")
+        try:
+            self.study.resolve().relative_to(self.working_dir.resolve())
+        except ValueError:
+            raise SubmitError(f"the study {str(self.study)!r} is outside the working directory "
+                              f"{str(self.working_dir)!r}, which is what the cluster receives; pass --working-dir") from None
+
+    def entrypoint(self) -> str:
+        """The command the job runs: `lmnas run` on the study, relative to the uploaded directory."""
+        relative = self.study.resolve().relative_to(self.working_dir.resolve()).as_posix()
+        return f"lmnas run {shlex.quote(relative)}"
+
+    def runtime_env(self) -> dict[str, Any]:
+        env: dict[str, Any] = {"working_dir": str(self.working_dir.resolve())}
+        if self.env:
+            env["env_vars"] = dict(self.env)
+        if self.pip:
+            env["pip"] = {"packages": apply_constraints(self.pip, self.constraints), "pip_check": False}
+        return env
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SubmitError(f"--env: {pair!r} must be NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def read_lines(path: Path, what: str) -> tuple[str, ...]:
+    """Requirement or constraint lines of a file, without comments and blank lines."""
+    if not path.is_file():
+        raise SubmitError(f"--{what}: no file at {str(path)!r}")
+    lines = (ln.split("#", 1)[0].strip() for ln in path.read_text(encoding="utf-8").splitlines())
+    return tuple(ln for ln in lines if ln)
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def apply_constraints(requirements: tuple[str, ...], constraints: tuple[str, ...]) -> list[str]:
+    """Each requirement named in `constraints` takes the constraint's version specifier.
+
+    Ray installs a job's packages from a requirements file it writes on the node, so a constraints
+    file cannot travel with it; pinning the named requirements is what a constraint means for them.
+    Pins of packages not asked for stay with the cluster's image.
+    """
+    pins: dict[str, str] = {}
+    for line in constraints:
+        m = _PIN.match(line)
+        if not m or not m.group(3):
+            raise SubmitError(f"--constraints: {line!r} is not a pin such as 'torch==2.13.0'")
+        pins[canonical(m.group(1))] = m.group(3).strip()
+    out = []
+    for req in requirements:
+        m = _PIN.match(req)
+        name = canonical(m.group(1)) if m else ""
+        if m and name in pins:
+            if m.group(3).strip():
+                raise SubmitError(f"--pip: {req!r} has its own version and a constraint ({pins[name]}); keep one")
+            out.append(f"{m.group(1)}{m.group(2) or ''}{pins[name]}")
+        else:
+            out.append(req)
+    return out
+
+
+def storage_warning(storage: str) -> str | None:
+    """Why results could be lost on a cluster: a relative storage path lands in the temporary upload."""
+    if is_uri(storage) or Path(storage).expanduser().is_absolute():
+        return None
+    return (f"storage {storage!r} is a relative path: on the cluster it is inside the job's temporary copy of the "
+            "working directory; use an absolute path every node shares or a URI such as s3://bucket/studies")
+
+
+def client(address: str) -> Any:
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return JobSubmissionClient(address)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SubmitError(f"cannot reach the Ray dashboard at {address}: {first}; "
+                          "check --address (the dashboard's http://host:port)") from None
+
+
+def submit(request: JobRequest) -> str:
+    """Submit the study as a Ray job; returns the job's submission id."""
+    return client(request.address).submit_job(
+        entrypoint=request.entrypoint(),
+        runtime_env=request.runtime_env(),
+        submission_id=request.job_id or default_job_id(request.study),
+        metadata={"lmnas_study": request.study.name},
+    )
+
+
+def follow_hint(address: str, job_id: str) -> str:
+    return (f"submitted job {job_id}\n"
+            f"  follow:  ray job logs --address {address} -f {job_id}\n"
+            f"  status:  ray job status --address {address} {job_id}\n"
+            f"  stop:    ray job stop --address {address} {job_id}\n"
+            f"  dashboard: {address.rstrip('/')}/#/jobs/{job_id}")
+
+
+def wait(address: str, job_id: str, timeout_s: float | None = None, poll_s: float = 2.0,
+         on_status: Callable[[str], None] | None = None) -> str:
+    """Poll until the job ends; returns its final status (SUCCEEDED, FAILED or STOPPED)."""
+    c = client(address)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    last = ""
+    while True:
+        status = str(c.get_job_status(job_id).value)
+        if status != last and on_status:
+            on_status(status)
+        last = status
+        if status in TERMINAL:
+            return status
+        if deadline is not None and time.monotonic() > deadline:
+            raise SubmitError(f"job {job_id} still {status} after {timeout_s:.0f} s")
+        time.sleep(poll_s)
+
+
+def default_address() -> str:
+    """RAY_API_SERVER_ADDRESS or RAY_ADDRESS when they name a dashboard, else the local one."""
+    for name in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"):
+        value = os.environ.get(name, "")
+        if value.startswith(("http://", "https://")):
+            return value
+    return DEFAULT_ADDRESS
+
+
+def default_job_id(study: Path) -> str:
+    """A job id that names the study (shown in the dashboard's job list), unique per second."""
+    from orchestrator.study import load_study
+
+    name = load_study(study, check_plugins=False).name
+    return f"lmnas-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
