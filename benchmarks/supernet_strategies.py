@@ -1,0 +1,150 @@
+"""Hypervolume of the same random SMALL sub-networks after each super-network training strategy
+(structural-pruning-via-nas.txt §4.1.3, Fig. 7).
+
+    nice .venv/bin/python benchmarks/supernet_strategies.py                  # CPU scale, minutes
+    .venv/bin/python benchmarks/supernet_strategies.py --paper-scale          # all data, 128 tokens, 5 epochs, 10 seeds
+
+For each data set and seed, MiniLM-L6 is fine-tuned as a super-network once per strategy (the
+project's loop: AdamW, linear decay, clipping; `trainers/strategies`), then the same `--subnets`
+random SMALL sub-networks (drawn from the seed, shared by every strategy) are scored on the shared
+weights: validation error and parameters. As in the paper (§4.1), both objectives are
+quantile-normalised over every point of a data set (all strategies and seeds) and the
+hypervolume is taken against the reference point (1, 1) plus `--margin`; the table gives mean and
+standard deviation over seeds and the ratio to `standard` fine-tuning (the named baseline).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+import torch
+
+from orchestrator.pareto import hypervolume
+from search_spaces.pruning import SmallSpace
+from search_spaces.sub_network import count_params
+from trainers.autodistill.finetune import accuracy
+from trainers.data import load_model_dir, load_task
+from trainers.encode import Encoded, encode
+from trainers.strategies import STRATEGIES, make_strategy, strategy_options
+from trainers.supernet import SuperNetwork
+from trainers.supernet.fit import fit
+from trainers.supernet.options import FinetuneOptions
+
+BASELINE = "standard"
+
+
+@functools.cache
+def splits(model: str, data: str, seed: int, max_length: int, train_n: int | None, val_n: int | None) -> tuple[Encoded, Encoded, int]:
+    """(train, validation, number of labels), at most `train_n` / `val_n` examples (None: all)."""
+    task, tokenizer = load_task(data, model, seed=seed)
+    train = encode(task, tokenizer, max_length=max_length, seed=seed, splits=("train",), max_examples=train_n)["train"]
+    val = encode(task, tokenizer, max_length=max_length, seed=seed, splits=("validation",), max_examples=val_n)["validation"]
+    return train, val, task.num_labels
+
+
+def run_one(args: argparse.Namespace, data: str, seed: int, strategy: str) -> pd.DataFrame:
+    """Train one super-network and score the seed's sub-networks on it: one row per sub-network."""
+    sizes = (None, None) if args.paper_scale else (args.train_examples, args.eval_examples)
+    train, val, num_labels = splits(args.model, data, seed, args.max_length, *sizes)
+    supernet = SuperNetwork.from_pretrained(load_model_dir(args.model), num_labels=num_labels, seed=seed)
+    space = SmallSpace(**asdict(supernet.shape))
+    rng = np.random.default_rng(seed)
+    configs = [space.sample(rng) for _ in range(args.subnets)]  # drawn first: the same for every strategy
+    rule = make_strategy(strategy, **strategy_options(strategy, {"num_random": args.num_random, "temperature": args.temperature}))
+    options = FinetuneOptions(model=args.model, task=data, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    torch.manual_seed(seed)
+    started = time.perf_counter()
+    supernet.train()
+    fit(supernet.parameters(), train.loader(args.batch_size, shuffle=True, seed=seed), options, torch.device("cpu"),
+        lambda batch, progress: rule.step(supernet, batch, space, rng, progress), log_every=10**9)
+    trained_s = time.perf_counter() - started
+    supernet.eval()
+    rows = []
+    for i, config in enumerate(configs):
+        sub = space.architecture(config)
+        supernet.set_sub_network(sub)
+        rows.append({"data": data, "seed": seed, "strategy": strategy, "subnet": i, "error": 1 - accuracy(supernet, val, 128),
+                     "params": count_params(supernet.shape, sub)["params"], "train_s": trained_s})
+    supernet.reset_super_network()
+    return pd.DataFrame(rows)
+
+
+def quantile(values: np.ndarray) -> np.ndarray:
+    """Ranks scaled to [0, 1] (ties share their mean rank)."""
+    return (pd.Series(values).rank(method="average").to_numpy() - 1) / max(len(values) - 1, 1)
+
+
+def hypervolumes(points: pd.DataFrame, margin: float) -> pd.DataFrame:
+    """One hypervolume per (data, seed, strategy), on objectives quantile-normalised per data set."""
+    out = []
+    for data, frame in points.groupby("data"):
+        frame = frame.assign(q_error=quantile(frame["error"].to_numpy()), q_params=quantile(frame["params"].to_numpy()))
+        ref = np.array([1.0 + margin, 1.0 + margin])
+        for (seed, strategy), group in frame.groupby(["seed", "strategy"]):
+            hv = hypervolume(group[["q_params", "q_error"]].to_numpy(), ref)
+            out.append({"data": data, "seed": seed, "strategy": strategy, "hypervolume": hv,
+                        "best_error": group["error"].min(), "train_s": group["train_s"].iloc[0]})
+    return pd.DataFrame(out)
+
+
+def table(hv: pd.DataFrame, strategies: list[str]) -> str:
+    lines = [f"{'data':<14} {'strategy':<14} {'HV mean':>8} {'HV std':>7} {'vs ' + BASELINE:>12} {'best err':>9} {'train s':>8}"]
+    for data, frame in hv.groupby("data"):
+        base = frame[frame["strategy"] == BASELINE]["hypervolume"].mean() if BASELINE in strategies else float("nan")
+        for strategy in strategies:
+            f = frame[frame["strategy"] == strategy]
+            mean = f["hypervolume"].mean()
+            lines.append(f"{data:<14} {strategy:<14} {mean:>8.4f} {f['hypervolume'].std(ddof=0):>7.4f} {mean / base:>12.3f} "
+                         f"{f['best_error'].mean():>9.3f} {f['train_s'].mean():>8.1f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="movie-reviews,trec6", help="comma-separated shipped data sets")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--subnets", type=int, default=100)
+    parser.add_argument("--model", default="minilm-l6")
+    parser.add_argument("--train-examples", type=int, default=512)
+    parser.add_argument("--eval-examples", type=int, default=200)
+    parser.add_argument("--max-length", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-4, help="paper: 2e-5 with several epochs on all data")
+    parser.add_argument("--num-random", type=int, default=2)
+    parser.add_argument("--temperature", type=float, default=10.0)
+    parser.add_argument("--margin", type=float, default=0.1, help="reference point = (1 + margin) on both normalised objectives")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--paper-scale", action="store_true", help="all training and validation data, 128 tokens, 5 epochs, 2e-5, 10 seeds")
+    parser.add_argument("--out", default=None, help="write every scored sub-network to this CSV")
+    args = parser.parse_args()
+    if args.paper_scale:
+        args.max_length, args.epochs, args.lr, args.seeds = 128, 5, 2e-5, 10
+    torch.set_num_threads(args.threads)
+    strategies = args.strategies.split(",")
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        parser.error(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}")
+    frames = []
+    for data in args.data.split(","):
+        for seed in range(args.seeds):
+            for strategy in strategies:
+                t0 = time.perf_counter()
+                frames.append(run_one(args, data, seed, strategy))
+                print(f"# {data} seed {seed} {strategy}: {time.perf_counter() - t0:.0f}s", flush=True)
+    points = pd.concat(frames, ignore_index=True)
+    if args.out:
+        points.to_csv(args.out, index=False)
+    print(f"# {args.subnets} random SMALL sub-networks of {args.model}, {args.seeds} seed(s), "
+          f"{'all' if args.paper_scale else args.train_examples} training examples of {args.max_length} tokens, "
+          f"{args.epochs} epoch(s) at lr {args.lr}; quantile-normalised hypervolume, reference 1 + {args.margin}")
+    print(table(hypervolumes(points, args.margin), strategies))
+
+
+if __name__ == "__main__":
+    main()
