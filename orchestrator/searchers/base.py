@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from orchestrator.errors import StudyError
 from orchestrator.objectives import Constraint, Objectives, feasible
 from search_spaces.base import Config, SearchSpace
 
@@ -92,6 +93,23 @@ class Searcher(ABC):
             if self.analytically_feasible(config):
                 break
             config = self.space.sample(self.rng)
+        return config
+
+    def random_fresh(self, seen: set[str] | None = None, redraws: int = 100) -> Config:
+        """A random feasible configuration, unseen when one can be found (a space too small to
+        have any unseen configuration left gets a repeat)."""
+        seen = self.seen() if seen is None else seen
+        config = self.sample_feasible()
+        for _ in range(redraws):
+            if config_key(config) not in seen:
+                break
+            config = self.sample_feasible()
+        if not self.analytically_feasible(config):
+            # Random samples keep missing a tight cap; the smallest configuration is the last hope.
+            config = self.space.smallest()
+            if not self.analytically_feasible(config):
+                bounds = ", ".join(map(str, self.constraints))
+                raise StudyError("constraints", f"no configuration of {self.space.name!r} meets {bounds}; loosen the bound")
         return config
 
     def seen(self) -> set[str]:

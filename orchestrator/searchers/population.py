@@ -6,7 +6,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from orchestrator.errors import StudyError
 from orchestrator.objectives import Constraint, Objectives
 from orchestrator.searchers.base import Searcher, config_key
 from search_spaces.base import Config, SearchSpace
@@ -65,23 +64,6 @@ class PopulationSearcher(Searcher):
             if config_key(config) not in seen and self.analytically_feasible(config):
                 return config
         return None
-
-    def random_fresh(self, seen: set[str] | None = None) -> Config:
-        """A random feasible configuration, unseen when one can be found (a space too small to
-        have any unseen configuration left gets a repeat)."""
-        seen = self.seen() if seen is None else seen
-        config = self.sample_feasible()
-        for _ in range(REDRAWS):
-            if config_key(config) not in seen:
-                break
-            config = self.sample_feasible()
-        if not self.analytically_feasible(config):
-            # Random samples keep missing a tight cap; the smallest configuration is the last hope.
-            config = self.space.smallest()
-            if not self.analytically_feasible(config):
-                bounds = ", ".join(map(str, self.constraints))
-                raise StudyError("constraints", f"no configuration of {self.space.name!r} meets {bounds}; loosen the bound")
-        return config
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)

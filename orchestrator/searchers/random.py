@@ -10,10 +10,4 @@ class RandomSearcher(Searcher):
     violations when the space makes that possible."""
 
     def propose(self, trial_id: str) -> Config | None | Finished:
-        seen = self.seen()
-        config = self.sample_feasible()
-        for _ in range(100):
-            if repr(sorted(config.items())) not in seen:
-                break
-            config = self.sample_feasible()
-        return config
+        return self.random_fresh()
