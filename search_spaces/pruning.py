@@ -75,15 +75,43 @@ class PruningSpace(SearchSpace):
 
 
 class SmallSpace(PruningSpace):
-    """SMALL: the first `num_layers` layers, each with its first `num_heads` heads and `num_units` units."""
+    """SMALL: the first `num_layers` layers, each with its first `num_heads` heads and `num_units` units.
+
+    `unit_step` coarsens the FFN dimension to multiples of it (e.g. 128: 12 widths of MiniLM-L6),
+    so the whole space can be enumerated (`benchmarks/make_subnet_table.py`).
+    """
 
     name = "small"
 
+    def __init__(
+        self,
+        num_layers: int = 6,
+        num_heads: int = 12,
+        intermediate_size: int = 1536,
+        hidden_size: int = 384,
+        vocab_size: int = 30522,
+        max_position: int = 512,
+        type_vocab: int = 2,
+        num_labels: int = 2,
+        unit_step: int = 1,
+    ) -> None:
+        if not isinstance(unit_step, int) or isinstance(unit_step, bool) or unit_step < 1 or intermediate_size % unit_step:
+            raise ValueError(f"small: option 'unit_step' must be a positive divisor of intermediate_size "
+                             f"({intermediate_size}), got {unit_step!r}")
+        self.unit_step = unit_step
+        super().__init__(num_layers, num_heads, intermediate_size, hidden_size, vocab_size, max_position, type_vocab, num_labels)
+
+    def options(self) -> dict[str, Any]:
+        # Only a non-default step is spelled, so the options (and the super-network checkpoint
+        # keys hashed from them) of a plain SMALL space are what they were before the option.
+        return super().options() | ({"unit_step": self.unit_step} if self.unit_step != 1 else {})
+
     def _make_dims(self) -> tuple[Dim, ...]:
-        s = self.shape
+        s, step = self.shape, self.unit_step
         # At least one head and unit, so every member is a standard BERT (a layer count of 0
         # already gives the smallest network).
-        return (IntDim("num_layers", 0, s.num_layers), IntDim("num_heads", 1, s.num_heads), IntDim("num_units", 1, s.intermediate_size))
+        return (IntDim("num_layers", 0, s.num_layers), IntDim("num_heads", 1, s.num_heads),
+                IntDim("num_units", step, s.intermediate_size, step=step))
 
     def _architecture(self, config: Mapping[str, Any]) -> SubNetwork:
         n, rest = config["num_layers"], self.shape.num_layers - config["num_layers"]
