@@ -27,12 +27,14 @@ from orchestrator.stages import after_trials, before_trials
 from orchestrator.study import Study, load_saved_study
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+#: lmnas prints its own progress; Tune's experiment boxes and TensorBoard hints would only add noise.
+QUIET_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 
 
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
     """A Ray session for the duration of the block: joined, embedded on loopback, or already there."""
-    for key, value in LOOPBACK_ENV.items():
+    for key, value in {**LOOPBACK_ENV, **QUIET_TUNE_ENV}.items():
         os.environ.setdefault(key, value)
     import ray
 
