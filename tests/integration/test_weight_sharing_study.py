@@ -1,0 +1,55 @@
+"""A weight_sharing study end to end through the command line on a local Ray head: the
+super-network stage runs as a Ray task and streams its progress, `lmnas run` reuses the cached
+checkpoint, scores sub-networks and exports the knee of the front."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.integration.conftest import ray_env
+from tests.unit.tiny_task import tiny_weight_sharing_study
+
+pytestmark = pytest.mark.integration
+
+
+def lmnas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=cwd, env=ray_env(),
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_supernet_stage_then_study_then_knee_export(tmp_path: Path, ray_address: str) -> None:
+    study = {**tiny_weight_sharing_study(tmp_path), "budget": {"num_trials": 4, "max_concurrent": 2}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+
+    stage = lmnas("supernet", "train", str(path), "--address", ray_address, cwd=tmp_path)
+    assert stage.returncode == 0, stage.stderr[-3000:]
+    checkpoint = Path(stage.stdout.strip().splitlines()[-1])
+    assert (checkpoint / "model.safetensors").is_file() and checkpoint.parent == tmp_path / "cache"
+    assert "supernet: step 3/3 epoch 1 loss" in stage.stderr  # streamed from the Ray task
+
+    run = lmnas("run", str(path), "--address", ray_address, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"using the cached checkpoint {checkpoint}" in run.stderr and "supernet: step" not in run.stderr
+    directory = tmp_path / "runs" / "tiny-ws"
+    trials = pd.read_parquet(directory / "trials.parquet")
+    assert (trials["status"] == "completed").all() and len(trials) == 4
+    assert {"accuracy", "loss", "params", "flops", "latency_ms", "hardware"} <= set(trials.columns)
+    selection = json.loads((directory / "export" / "selection.json").read_text())
+    assert selection["trial_id"] in set(pd.read_csv(directory / "front.csv")["trial_id"])
+    assert selection["supernet"] == str(checkpoint)
+
+
+def test_supernet_train_refuses_a_study_without_a_super_network(tmp_path: Path) -> None:
+    study = {**tiny_weight_sharing_study(tmp_path), "trainer": {"kind": "standard_nas"}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    done = lmnas("supernet", "train", str(path), cwd=tmp_path)
+    assert done.returncode == 2 and "trainer.kind: 'standard_nas' has no super-network" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
