@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -132,20 +133,19 @@ def rearrange(keep: torch.Tensor, fisher_block: torch.Tensor) -> torch.Tensor:
     pruned_count = n - int(keep.sum())
     if pruned_count in (0, n):
         return keep.clone()
-    block = fisher_block.double()
-    order = torch.argsort(torch.diagonal(block)).tolist()
-    pruned = order[:pruned_count]
+    block = fisher_block.double().numpy()
+    diag = np.diagonal(block)
+    order = np.argsort(diag, kind="stable")
+    pruned = np.zeros(n, dtype=bool)
+    pruned[order[:pruned_count]] = True
     s = block[pruned].sum(0)  # (n,): sum over the pruned set of I_pj
     for candidate in order[pruned_count:]:
-        pruned.append(candidate)
+        pruned[candidate] = True
         s += block[candidate]
-        members = torch.tensor(pruned)
-        leave = int(members[torch.argmin(torch.diagonal(block)[members] - 2 * s[members])])
-        pruned.remove(leave)
+        leave = int(np.argmin(np.where(pruned, diag - 2 * s, np.inf)))
+        pruned[leave] = False
         s -= block[leave]
-    out = torch.ones(n, dtype=torch.bool)
-    out[pruned] = False
-    return out
+    return torch.from_numpy(~pruned)
 
 
 def fisher_blocks(grads: torch.Tensor) -> torch.Tensor:
