@@ -25,6 +25,7 @@ import numpy as np
 
 from search_spaces.base import Config, InvalidArchitectureError, SearchSpace, to_python
 from search_spaces.dims import ChoiceDim, Dim, IntDim
+from search_spaces.elm_capped import largest_under_cap
 
 #: the six candidate blocks of a layer, in the paper's order (Fig. 6: 0-2 BERT, 3-5 MobileBERT;
 #: modulo 3: no sharing, query = value, key = value).
@@ -381,39 +382,10 @@ class ElmSpace(SearchSpace):
         """The largest member: every layer at its largest block, or under a binding cap the member
         with the most parameters (an exact subset-sum over the layers' block sizes)."""
         config = self._extreme(smallest=False)
-        return config if self.is_valid(config) else self._largest_under_cap()
-
-    def _largest_under_cap(self) -> Config:
-        assert self.max_params is not None
-        genes = [self._sized_genes(i) for i in range(self.shape.num_layers)]
-        lows = [min(size for size, _ in layer) for layer in genes]
-        smallest = self.capped_size(self._extreme(smallest=True))
-        span = int(self.max_params) - smallest  # >= 0: the constructor refused caps below the smallest
-        # reach[i][s]: the first i layers can spend exactly s parameters above their smallest blocks.
-        reach = [np.zeros(span + 1, dtype=bool)]
-        reach[0][0] = True
-        for layer, low in zip(genes, lows):
-            prev, nxt = reach[-1], np.zeros(span + 1, dtype=bool)
-            for extra in {size - low for size, _ in layer}:
-                if extra <= span:
-                    nxt[extra:] |= prev[: span + 1 - extra]
-            reach.append(nxt)
-        budget = int(np.flatnonzero(reach[-1])[-1])
-        config: Config = {}
-        for i in reversed(range(self.shape.num_layers)):
-            size, gene = next((size, gene) for size, gene in genes[i]
-                              if size - lows[i] <= budget and reach[i][budget - (size - lows[i])])
-            config.update(self._gene(i, gene))
-            budget -= size - lows[i]
-        return {d.name: config[d.name] for d in self.dims}
-
-    def _sized_genes(self, i: int) -> list[tuple[int, tuple[str, int, int]]]:
-        """(block parameters, gene) of layer i, one gene per (block, width), with its most heads."""
-        best: dict[tuple[str, int], tuple[str, int, int]] = {}
-        for kind, units, heads in self.layer_options(i):
-            if (kind, units) not in best or heads > best[(kind, units)][2]:
-                best[(kind, units)] = (kind, units, heads)
-        return [(block_params(self.shape, k, u), gene) for (k, u), gene in best.items()]
+        if self.is_valid(config):
+            return config
+        assert self.max_params is not None  # without a cap the largest blocks are always valid
+        return largest_under_cap(self, self.max_params, self._extreme(smallest=True))
 
     def _extreme(self, smallest: bool) -> Config:
         config: Config = {}
