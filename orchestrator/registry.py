@@ -28,6 +28,7 @@ TRAINERS: dict[str, str] = {
     "weight_sharing": "trainers.weight_sharing",
     "standard_nas": "trainers.standard_nas",
     "elm_subnet": "trainers.elm.trainer",
+    "tabular": "trainers.tabular",
 }
 
 SEARCHERS: dict[str, str] = {
