@@ -7,6 +7,7 @@
   lmnas status DIR|URI            progress and the current Pareto front of a study (also while it runs)
   lmnas supernet train STUDY      fine-tune a weight_sharing study's super-network (cached by config)
   lmnas export DIR [--trial ID]   export the knee of the front (or one trial) to DIR/export
+  lmnas distill DIR [--trials ID]  regular distillation of a flash_distill study's front (or the trials)
   lmnas report DIR|URI            write report.png and the study page report.html into the study
   lmnas assets fetch|list|verify  the offline models and data sets
 """
@@ -88,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory", type=Path)
     p.add_argument("--trial", help="export this trial instead of the knee")
     p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("distill", help="regular distillation, fine-tuning and export of a flash_distill study's "
+                       "front members (or --trials) into DIR/distilled")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--trials", nargs="+", default=[], metavar="ID", help="distil these trials instead")
+    p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
+    p.set_defaults(handler=cmd_distill)
 
     p = sub.add_parser("status", help="progress and Pareto front of a study directory or URI")
     p.add_argument("directory", help="a study directory, or its URI (s3://..., gs://..., file://...)")
@@ -194,6 +202,23 @@ def cmd_export(ns: argparse.Namespace) -> int:
     from orchestrator.export import export_knee
 
     print(f"exported to {export_knee(ns.directory, ns.trial)}")
+    return 0
+
+
+def cmd_distill(ns: argparse.Namespace) -> int:
+    from orchestrator.errors import StudyError
+    from orchestrator.export import saved_study
+    from orchestrator.plugins import build_space
+    from orchestrator.regular_stage import regular_stage
+    from orchestrator.run import ray_session
+
+    directory = ns.directory.absolute()
+    study = saved_study(directory)
+    if study.trainer.name != "flash_distill":
+        raise StudyError("trainer.kind", f"regular distillation needs a flash_distill study, this one is {study.trainer.name!r}")
+    with ray_session(ns.address):
+        path = regular_stage(study, build_space(study), directory, sys.stderr, ns.trials)
+    print(f"results: {path}" if path else "nothing distilled (regular_students is 0; name --trials)")
     return 0
 
 

@@ -136,12 +136,13 @@ def execute(plan: TrialPlan, address: str | None, progress: bool) -> RunOutcome:
         with ray_session(address):
             before_trials(study, plan.space)
             run_tune(plan)
+            # Inside the session: a stage after the trials may run Ray tasks (regular distillation).
+            after_trials(study, plan.space, plan.directory)
     finally:
         close = getattr(plan.searcher, "close", None)
         if callable(close):
             close()
         store.mark_interrupted()
         watch.close()
-    after_trials(study, plan.space, plan.directory)
     summary = summarise(store.trials_frame(), study.objectives, study.constraints)
     return RunOutcome(summary, plan.directory, max(study.budget.num_trials - finished_count(store), 0))

@@ -1,5 +1,6 @@
 """Stages a study runs once around its trials: for `weight_sharing`, the super-network fine-tuning
-before and the export of the knee model after.
+before and the export of the knee model after; for `flash_distill`, the regular distillation of
+students from the front after (orchestrator/regular_stage.py).
 
 structural-pruning-via-nas.txt §3.2: weight-sharing NAS first fine-tunes the super-network, then
 only evaluates sub-networks. The stage runs as a Ray task that asks for a GPU when the cluster has
@@ -48,7 +49,8 @@ def train_task(config: Any, space: SearchSpace, seed: int, log: Callable[[str], 
     return str(ensure_supernet(config, space, seed, log))
 
 
-def run_remote(fn: Callable[..., Any], args: tuple[Any, ...], log: Callable[[str], None]) -> Any:
+def run_remote(fn: Callable[..., Any], args: tuple[Any, ...], log: Callable[[str], None],
+               what: str = "the super-network stage") -> Any:
     """`fn(*args, log)` as one Ray task: a whole GPU when the cluster has one, else the CPUs of the
     largest node; `log` lines reach this process through a queue while it runs."""
     import ray
@@ -73,7 +75,7 @@ def run_remote(fn: Callable[..., Any], args: tuple[Any, ...], log: Callable[[str
     except ray.exceptions.RayTaskError as e:
         # A user error (missing data, a space that does not fit the model) is one line; a bug keeps its traceback.
         if isinstance(e.cause, (TrainerError, ValueError)):
-            raise StageError(f"the super-network stage failed: {one_line(e.cause)}") from None
+            raise StageError(f"{what} failed: {one_line(e.cause)}") from None
         raise
     finally:
         queue.shutdown()
@@ -98,9 +100,19 @@ def export_stage(study: Study, space: SearchSpace, directory: Path, stream: Text
     return out
 
 
+def regular_distillation_stage(study: Study, space: SearchSpace, directory: Path, stream: TextIO = sys.stderr) -> Any:
+    """Regular distillation of students from the front of a flash_distill study (orchestrator/regular_stage.py)."""
+    from orchestrator.regular_stage import regular_stage
+
+    return regular_stage(study, space, directory, stream)
+
+
 #: trainer name -> what runs before its trials, and after them.
 BEFORE: dict[str, Callable[[Study, SearchSpace, TextIO], Any]] = {"weight_sharing": supernet_stage}
-AFTER: dict[str, Callable[[Study, SearchSpace, Path, TextIO], Any]] = {"weight_sharing": export_stage}
+AFTER: dict[str, Callable[[Study, SearchSpace, Path, TextIO], Any]] = {
+    "weight_sharing": export_stage,
+    "flash_distill": regular_distillation_stage,
+}
 
 
 def before_trials(study: Study, space: SearchSpace, stream: TextIO = sys.stderr) -> None:

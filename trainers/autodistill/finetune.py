@@ -7,12 +7,16 @@ cheap estimate of the downstream quality that ranking is meant to predict.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.encode import Encoded
+from trainers.autodistill.student import Student, StudentClassifier
+from trainers.data import load_data
+from trainers.encode import Encoded, encode
+from trainers.report import TrainerError
 
 
 @dataclass(frozen=True)
@@ -64,3 +68,27 @@ def accuracy(model: nn.Module, split: Encoded, batch_size: int = 64) -> float:
         correct += int((logits.argmax(-1).cpu() == split.labels[start:end]).sum())
     model.train(was_training)
     return correct / len(split)
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    classifier: StudentClassifier
+    accuracy: float
+    label_names: tuple[str, ...]
+
+
+def finetune_on_task(student: Student, tokenizer: object, task_source: str, config: FinetuneConfig, *,
+                     max_length: int, train_examples: int, eval_examples: int, seed: int,
+                     eval_split: Literal["validation", "test"] = "validation") -> TaskRun:
+    """Fine-tune `student` (in place) with a new head on a classification task and score it on `eval_split`."""
+    task = load_data(task_source, seed=seed)
+    if task.kind != "classification":
+        raise TrainerError(f"task {task_source!r} must be a classification task, it is {task.kind}")
+    train = encode(task, tokenizer, max_length=max_length, max_examples=train_examples,  # type: ignore[arg-type]
+                   seed=seed, splits=("train",))["train"]
+    held_out = encode(task, tokenizer, max_length=max_length, max_examples=eval_examples,  # type: ignore[arg-type]
+                      seed=seed, splits=(eval_split,))[eval_split]
+    device = student.embeddings.word.weight.device
+    classifier = StudentClassifier(student, task.num_labels).to(device)
+    finetune(classifier, train, config, seed=seed)
+    return TaskRun(classifier, accuracy(classifier, held_out), tuple(task.label_names))

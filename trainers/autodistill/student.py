@@ -8,17 +8,25 @@ MobileBERT feeds the values from the wide input; here queries, keys and values a
 bottleneck, which is what lets any (hidden, bottleneck, heads) combination be built.
 
 `count_params` in `search_spaces/autodistill.py` counts exactly the parameters created here.
+
+This file needs only torch (and safetensors for `load`): exports ship a copy of it as
+`modeling_student.py`, so a distilled student loads where this project is not installed.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from search_spaces.autodistill import StudentArch
+if TYPE_CHECKING:
+    from search_spaces.autodistill import StudentArch
 
 
 @dataclass(frozen=True)
@@ -205,3 +213,22 @@ def init_weights(module: nn.Module) -> None:
     if isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+#: files of an exported student (`trainers/autodistill/export.py` writes them).
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def load(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """An exported student in eval mode: a `StudentClassifier` when the export has a task head
+    (`num_labels` in its config), else the bare `Student` encoder. Needs torch and safetensors only."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    config = json.loads((directory / CONFIG_FILE).read_text())
+    # Student reads its shape as attributes; a namespace keeps this file free of the project's types.
+    student = Student(SimpleNamespace(**config["arch"]))  # type: ignore[arg-type]
+    model: nn.Module = StudentClassifier(student, config["num_labels"]) if config.get("num_labels") else student
+    model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
+    return model.to(device).eval()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -23,15 +24,18 @@ from safetensors.torch import save_file
 
 from search_spaces.autodistill import AutoDistillSpace, StudentArch
 from trainers.autodistill.embedding_init import init_embeddings_from_teacher
-from trainers.autodistill.finetune import FinetuneConfig, accuracy, finetune
-from trainers.autodistill.student import Student, StudentClassifier
-from trainers.data import load_data, load_model_dir
+from trainers.autodistill.finetune import FinetuneConfig, finetune_on_task
+from trainers.autodistill.student import Student
+from trainers.assets import lmnas_home
+from trainers.data import load_data
 from trainers.distill.flash import FlashConfig, flash_distill
-from trainers.distill.teacher import Teacher
+from trainers.distill.teacher import Teacher, shared_teacher
+from trainers.distill.teacher_cache import TeacherTargets, cache_key
 from trainers.efficiency import LatencyOptions, device_for_worker, measure_latency, token_inputs
 from trainers.encode import encode
 from trainers.options import build_options
 from trainers.report import Metrics, Report, TrainerError, TrialContext
+from trainers.supernet.cache import source_name
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,18 @@ class FlashDistillOptions(FlashConfig):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     #: write the distilled student (safetensors + arch.json) to the trial directory.
     save_student: bool = False
+    #: serve the teacher's outputs from a file computed by the study's first trial (`teacher_cache.py`).
+    teacher_cache: bool = True
+    #: where those files live (null: $LMNAS_HOME/teacher_outputs); on a multi-node cluster a shared folder.
+    teacher_cache_dir: str | None = None
+    #: regular distillation after the search (`trainers/autodistill/regular.py`): front members
+    #: distilled (0: none), step multiple of Flash Distillation, tasks, fine-tuning steps and examples.
+    regular_students: int = 3
+    regular_step_factor: float = 10.0
+    regular_tasks: tuple[str, ...] = ("movie-reviews", "sms-spam")
+    regular_finetune_steps: int = 300
+    regular_train_examples: int = 4000
+    regular_onnx: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -71,6 +87,9 @@ class FlashDistillOptions(FlashConfig):
             if getattr(self, name) < 1:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
         self.finetune_config()  # validates the fine-tuning options
+        from trainers.autodistill.regular import RegularOptions  # it builds on this module
+
+        RegularOptions.of(self)  # validates the regular-distillation options
 
     def flash_config(self) -> FlashConfig:
         return FlashConfig(**{f.name: getattr(self, f.name) for f in fields(FlashConfig)})
@@ -92,14 +111,16 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainerError("option 'device' is 'cuda' but this worker has no CUDA device")
     torch.manual_seed(ctx.seed)
-    teacher = Teacher.load(load_model_dir(opts.teacher), device)
+    teacher = shared_teacher(opts.teacher, str(device))
     check_fits_teacher(arch, teacher, opts)
     student = Student(arch).to(device)
     init_embeddings_from_teacher(student, teacher.embedding_tables())
 
     static = {**ctx.space.metrics(ctx.arch), **student_latency(student, opts)}
+    targets = TeacherTargets(teacher, teacher_cache_file(opts, arch, ctx.seed))
     flash = flash_distill(student, teacher, *corpus_blocks(opts, teacher, ctx.seed), opts.flash_config(),
-                          lambda m: report({**m, **static}), seed=ctx.seed)
+                          lambda m: report({**m, **static}), seed=ctx.seed, targets=targets)
+    targets.save()
     if opts.save_student and ctx.trial_dir is not None:
         ctx.trial_dir.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(ctx.trial_dir / "student.safetensors"))
@@ -111,6 +132,24 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
         metrics["step"] = metrics["step"] + opts.finetune_steps
         report(metrics)
     return metrics
+
+
+def teacher_cache_file(opts: FlashDistillOptions, arch: StudentArch, seed: int) -> Path | None:
+    """The teacher-output file of this batch plan (None when the cache is off).
+
+    The key holds what decides the batches and the teacher's answers; the student's depth is in it
+    because it sets the progressive stages' teacher layers and step count.
+    """
+    if not opts.teacher_cache:
+        return None
+    fields_ = {
+        "teacher": source_name(opts.teacher), "corpus": source_name(opts.corpus), "seed": seed,
+        "num_blocks": arch.num_blocks,
+        **{k: getattr(opts, k) for k in ("seq_len", "corpus_blocks", "eval_blocks", "steps_per_block",
+                                          "pretrain_steps", "batch_size", "mask_prob")},
+    }
+    root = Path(opts.teacher_cache_dir).expanduser() if opts.teacher_cache_dir else lmnas_home() / "teacher_outputs"
+    return root / f"{cache_key(fields_)}.safetensors"
 
 
 def check_fits_teacher(arch: StudentArch, teacher: Teacher, opts: FlashDistillOptions) -> None:
@@ -147,14 +186,6 @@ def corpus_blocks(opts: FlashDistillOptions, teacher: Teacher, seed: int) -> tup
 def probe_accuracy(student: Student, teacher: Teacher, opts: FlashDistillOptions, seed: int) -> float:
     """Validation accuracy of the student after a short fine-tune on `opts.task`."""
     assert opts.task is not None
-    task = load_data(opts.task, seed=seed)
-    if task.kind != "classification":
-        raise TrainerError(f"option 'task' must be a classification task, {opts.task!r} is {task.kind}")
-    train_split = encode(task, teacher.tokenizer, max_length=opts.task_max_length,
-                         max_examples=opts.task_train_examples, seed=seed, splits=("train",))["train"]
-    eval_split = encode(task, teacher.tokenizer, max_length=opts.task_max_length,
-                        max_examples=opts.task_eval_examples, seed=seed, splits=("validation",))["validation"]
-    device = student.embeddings.word.weight.device
-    classifier = StudentClassifier(student, task.num_labels).to(device)
-    finetune(classifier, train_split, opts.finetune_config(), seed=seed)
-    return accuracy(classifier, eval_split)
+    return finetune_on_task(student, teacher.tokenizer, opts.task, opts.finetune_config(), max_length=opts.task_max_length,
+                            train_examples=opts.task_train_examples, eval_examples=opts.task_eval_examples,
+                            seed=seed).accuracy

@@ -11,25 +11,25 @@ from transformers import PreTrainedTokenizerBase
 
 from trainers.autodistill.student import Student
 from trainers.distill.masking import IGNORE, mask_tokens
-from trainers.distill.teacher import Teacher
+from trainers.distill.teacher_cache import TeacherTargets
 from trainers.distill.transfer import DistillHeads, teacher_layer
 
 
 @torch.no_grad()
-def held_out_agreement(student: Student, heads: DistillHeads, teacher: Teacher, blocks: Tensor, block: int,
+def held_out_agreement(student: Student, heads: DistillHeads, targets: TeacherTargets, blocks: Tensor, block: int,
                        batch_size: int) -> float:
     """The share of the teacher layer's energy that student `block` (through its adapter) explains on
     held-out text: 1 - sum (t - s)^2 / sum t^2 over tokens and features. 1 is a perfect match, 0 is
     no better than predicting zeros; it is the complement of the training loss, so it is on the same
     footing at every stage whatever the scale of the teacher layer."""
-    layer = teacher_layer(block, student.arch.num_blocks, teacher.num_layers)
+    layer = teacher_layer(block, student.arch.num_blocks, targets.teacher.num_layers)
     was_training = student.training
     student.eval()
     error, energy = 0.0, 0.0
     for ids in blocks.split(batch_size):
-        ids = ids.to(teacher.device)
+        ids = ids.to(targets.device)
         mask = torch.ones_like(ids)
-        target = teacher(ids, mask, num_layers=layer).hidden_states[layer]  # (B, S, D)
+        target, _ = targets.layer(ids, layer, attention=False)  # (B, S, D)
         mine = heads.adapters[block - 1](student(ids, mask, num_blocks=block).hidden_states[-1])  # (B, S, D)
         error += float((target - mine).pow(2).sum())
         energy += float(target.pow(2).sum())

@@ -23,6 +23,7 @@ nor an NSP head, so stage K+1 uses this substitute:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -35,6 +36,7 @@ from trainers.distill.masking import IGNORE, mask_tokens, sample_batch
 from trainers.distill.evaluate import held_out_agreement, masked_token_accuracy
 from trainers.distill.losses import relative_feature_mse
 from trainers.distill.teacher import Teacher
+from trainers.distill.teacher_cache import TeacherTargets
 from trainers.distill.transfer import DistillHeads, fit_adapter, layer_losses, teacher_layer
 from trainers.report import Report
 
@@ -50,7 +52,17 @@ class FlashConfig:
     #: linear warm-up steps at the start of pre-training distillation, then linear decay to 0.
     warmup_steps: int = 6
     batch_size: int = 16
+    #: peak learning rate of the progressive stages.
     lr: float = 3e-3
+    #: share of each progressive stage spent warming the learning rate up.
+    stage_warmup: float = 0.0
+    #: decay the learning rate linearly to 0 over the rest of each progressive stage.
+    stage_decay: bool = False
+    #: peak learning rate of pre-training distillation.
+    pretrain_lr: float = 3e-3
+    #: divide the masked-token cross-entropy by log(vocab), so a uniform guess scores 1 like the
+    #: relative feature loss of a student that outputs zeros.
+    mlm_normalise: bool = False
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     mask_prob: float = 0.15
@@ -66,7 +78,9 @@ class FlashConfig:
                           ("report_every", 0), ("eval_blocks", 1)):
             if getattr(self, name) < low:
                 raise ValueError(f"option {name!r} must be >= {low}, got {getattr(self, name)}")
-        for name in ("lr", "grad_clip"):
+        if not 0.0 <= self.stage_warmup < 1.0:
+            raise ValueError(f"option 'stage_warmup' must be in [0, 1), got {self.stage_warmup}")
+        for name in ("lr", "pretrain_lr", "grad_clip"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"option {name!r} must be > 0, got {getattr(self, name)}")
         if self.weight_decay < 0:
@@ -89,11 +103,13 @@ class FlashDistiller:
     """Runs the K + 1 stages on `train_blocks` (N, seq_len) token ids and scores on `valid_blocks`."""
 
     def __init__(self, student: Student, teacher: Teacher, train_blocks: Tensor, valid_blocks: Tensor,
-                 config: FlashConfig, report: Report, seed: int = 0) -> None:
+                 config: FlashConfig, report: Report, seed: int = 0, targets: TeacherTargets | None = None) -> None:
         if teacher.vocab_size != student.arch.vocab_size:
             raise ValueError(f"student vocab_size={student.arch.vocab_size} must equal the teacher's {teacher.vocab_size}")
         self.student = student
         self.teacher = teacher
+        #: where the teacher's outputs come from: a table of earlier answers, or the live teacher.
+        self.targets = targets if targets is not None else TeacherTargets(teacher)
         self.device = teacher.device
         self.heads = DistillHeads(student.arch, teacher.hidden_size).to(self.device)
         self.student.to(self.device)
@@ -124,24 +140,30 @@ class FlashDistiller:
         trainable = [self.student.blocks[block - 1], adapter] + ([self.student.embeddings] if block == 1 else [])
         for module in trainable:
             module.requires_grad_(True)
-        optimizer = self.optimizer(trainable)
+        optimizer = self.optimizer(trainable, self.config.lr)
+        steps = self.config.steps_per_block
+        warmup = math.ceil(self.config.stage_warmup * steps)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_then_decay(warmup, steps) if self.config.stage_decay else warmup_then_constant(warmup))
         sums = {"loss": 0.0, "attention_kl": 0.0, "feature_loss": 0.0}
         self.student.train()
         for step in range(self.config.steps_per_block):
             ids = self.batch()
             mask = torch.ones_like(ids)
-            target = self.teacher(ids, mask, num_layers=layer)
+            target_hidden, target_attention = self.targets.layer(ids, layer)
             if step == 0:
                 with torch.no_grad():
                     start = self.student(ids, mask, num_blocks=block).hidden_states[-1]
-                fit_adapter(adapter, start, target.hidden_states[layer])
-            losses = layer_losses(self.student(ids, mask, num_blocks=block), target, block, layer, adapter, mask)
+                fit_adapter(adapter, start, target_hidden)
+            losses = layer_losses(self.student(ids, mask, num_blocks=block), target_hidden, target_attention, block,
+                                  adapter, mask)
             self.step(optimizer, losses.total, trainable)
+            schedule.step()
             for key, value in (("loss", losses.total), ("attention_kl", losses.attention_kl),
                                ("feature_loss", losses.feature_loss)):
                 sums[key] += value.item()
         means = {k: v / self.config.steps_per_block for k, v in sums.items()}
-        agreement = held_out_agreement(self.student, self.heads, self.teacher, self.valid_blocks, block,
+        agreement = held_out_agreement(self.student, self.heads, self.targets, self.valid_blocks, block,
                                        self.config.batch_size)
         self.emit(stage=block, losses=means, scores={"agreement": agreement})
 
@@ -152,7 +174,7 @@ class FlashDistiller:
         adapter = self.heads.adapters[-1]
         self.student.requires_grad_(True)
         trainable: list[nn.Module] = [self.student, adapter, self.heads.mlm]
-        optimizer = self.optimizer(trainable)
+        optimizer = self.optimizer(trainable, cfg.pretrain_lr)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(cfg.warmup_steps, cfg.pretrain_steps))
         every = cfg.report_every or cfg.pretrain_steps
         sums = {"loss": 0.0, "mlm_loss": 0.0, "hidden_loss": 0.0}
@@ -162,11 +184,13 @@ class FlashDistiller:
             ids, labels = mask_tokens(self.batch().cpu(), self.teacher.tokenizer, cfg.mask_prob, self.generator)
             ids, labels = ids.to(self.device), labels.to(self.device)
             mask = torch.ones_like(ids)
-            target = self.teacher(ids, mask).hidden_states[-1]  # (B, S, D)
+            target, _ = self.targets.layer(ids, self.teacher.num_layers, attention=False)  # (B, S, D)
             out = self.student(ids, mask)
             chosen = labels != IGNORE  # (B, S)
             logits = self.heads.mlm(out.last_hidden_state[chosen], self.student.embeddings.word.weight)  # (M, vocab)
             mlm_loss = F.cross_entropy(logits, labels[chosen])
+            if cfg.mlm_normalise:
+                mlm_loss = mlm_loss / math.log(self.student.arch.vocab_size)
             hidden_loss = relative_feature_mse(target, adapter(out.last_hidden_state), mask)
             loss = cfg.alpha * mlm_loss + (1.0 - cfg.alpha) * hidden_loss
             self.step(optimizer, loss, trainable)
@@ -182,7 +206,7 @@ class FlashDistiller:
         """Held-out agreement of the last block and masked-token accuracy (the paper's MLM accuracy)."""
         k = self.student.arch.num_blocks
         return {
-            "agreement": held_out_agreement(self.student, self.heads, self.teacher, self.valid_blocks, k,
+            "agreement": held_out_agreement(self.student, self.heads, self.targets, self.valid_blocks, k,
                                             self.config.batch_size),
             "mlm_accuracy": masked_token_accuracy(self.student, self.heads, self.teacher.tokenizer, self.valid_blocks,
                                                   self.config.mask_prob, self.seed, self.config.batch_size),
@@ -192,9 +216,9 @@ class FlashDistiller:
     def batch(self) -> Tensor:
         return sample_batch(self.train_blocks, self.config.batch_size, self.generator).to(self.device)
 
-    def optimizer(self, modules: Iterable[nn.Module]) -> torch.optim.Optimizer:
+    def optimizer(self, modules: Iterable[nn.Module], lr: float) -> torch.optim.Optimizer:
         params = [p for m in modules for p in m.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=self.config.weight_decay)
 
     def step(self, optimizer: torch.optim.Optimizer, loss: Tensor, modules: list[nn.Module]) -> None:
         if not torch.isfinite(loss):
@@ -210,6 +234,11 @@ class FlashDistiller:
         self.report(self.metrics)
 
 
+def warmup_then_constant(warmup: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear from 1/(warmup+1) to 1 over `warmup` steps, then 1."""
+    return lambda step: (step + 1) / (warmup + 1) if step < warmup else 1.0
+
+
 def warmup_then_decay(warmup: int, total: int) -> Callable[[int], float]:
     """Learning-rate factor: linear from 1/(warmup+1) to 1 over `warmup` steps, then linear to 0 at `total`."""
 
@@ -222,7 +251,12 @@ def warmup_then_decay(warmup: int, total: int) -> Callable[[int], float]:
 
 
 def flash_distill(student: Student, teacher: Teacher, train_blocks: Tensor, valid_blocks: Tensor,
-                  config: FlashConfig, report: Report, seed: int = 0) -> FlashResult:
-    """Flash-distil `student` from `teacher` in place and return the distillation heads and last metrics."""
+                  config: FlashConfig, report: Report, seed: int = 0,
+                  targets: TeacherTargets | None = None) -> FlashResult:
+    """Flash-distil `student` from `teacher` in place and return the distillation heads and last metrics.
+
+    `targets` serves the teacher's outputs from a table of earlier answers (`teacher_cache.py`);
+    without it every target comes from the live teacher.
+    """
     torch.manual_seed(seed)
-    return FlashDistiller(student, teacher, train_blocks, valid_blocks, config, report, seed).run()
+    return FlashDistiller(student, teacher, train_blocks, valid_blocks, config, report, seed, targets).run()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -124,3 +125,12 @@ class Teacher:
             norm_weight=norm.weight.detach(),
             norm_bias=norm.bias.detach(),
         )
+
+
+@lru_cache(maxsize=2)
+def shared_teacher(source: str, device: str) -> Teacher:
+    """The teacher of a model asset name or folder, loaded once per process: the trials a worker runs
+    one after another share it (it is frozen, so they cannot change it)."""
+    from trainers.data import load_model_dir
+
+    return Teacher.load(load_model_dir(source), device)

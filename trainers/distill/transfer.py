@@ -18,7 +18,6 @@ from search_spaces.autodistill import StudentArch
 from trainers.autodistill.embedding_init import resample_features
 from trainers.autodistill.student import MaskedTokenHead, StudentOutput
 from trainers.distill.losses import align_heads, attention_kl, relative_feature_mse
-from trainers.distill.teacher import TeacherOutput
 
 
 def teacher_layer(block: int, num_blocks: int, teacher_layers: int) -> int:
@@ -83,13 +82,12 @@ class LayerLosses:
         return self.attention_kl + self.feature_loss
 
 
-def layer_losses(student: StudentOutput, teacher: TeacherOutput, block: int, layer: int,
+def layer_losses(student: StudentOutput, teacher_hidden: Tensor, teacher_attention: Tensor, block: int,
                  adapter: nn.Module, mask: Tensor) -> LayerLosses:
-    """Eq. 1 and Eq. 2 (relative to the teacher layer's scale) between 1-based student `block` and
-    1-based teacher `layer`."""
-    t_attn, s_attn = align_heads(teacher.attentions[layer - 1], student.attentions[block - 1])
-    # hidden_states[0] is the teacher's embedding output, so layer l is at index l.
+    """Eq. 1 and Eq. 2 (relative to the teacher layer's scale) between 1-based student `block` and the
+    teacher layer it is mapped to: its (B, S, D) output and (B, H, S, S) attention probabilities."""
+    t_attn, s_attn = align_heads(teacher_attention, student.attentions[block - 1])
     return LayerLosses(
         attention_kl=attention_kl(t_attn, s_attn, mask),
-        feature_loss=relative_feature_mse(teacher.hidden_states[layer], adapter(student.hidden_states[block - 1]), mask),
+        feature_loss=relative_feature_mse(teacher_hidden, adapter(student.hidden_states[block - 1]), mask),
     )
