@@ -136,14 +136,23 @@ def client(address: str) -> Any:
                           "check --address (the dashboard's http://host:port)") from None
 
 
-def submit(request: JobRequest) -> str:
-    """Submit the study as a Ray job; returns the job's submission id."""
-    return client(request.address).submit_job(
-        entrypoint=request.entrypoint(),
-        runtime_env=request.runtime_env(),
-        submission_id=request.job_id or default_job_id(request.study),
-        metadata={"lmnas_study": request.study.name},
-    )
+def submit(request: JobRequest, agent_wait_s: float = 60.0) -> str:
+    """Submit the study as a Ray job; returns the job's submission id.
+
+    A freshly started head answers "No available agent" until its job agent is up: retried for
+    up to `agent_wait_s`."""
+    c = client(request.address)
+    job_id = request.job_id or default_job_id(request.study)
+    deadline = time.monotonic() + agent_wait_s
+    while True:
+        try:
+            return c.submit_job(entrypoint=request.entrypoint(), runtime_env=request.runtime_env(),
+                                submission_id=job_id, metadata={"lmnas_study": request.study.name})
+        except RuntimeError as e:
+            if "No available agent" not in str(e) or time.monotonic() > deadline:
+                first = str(e).strip().splitlines()[0]
+                raise SubmitError(f"the cluster refused the job: {first}") from None
+            time.sleep(2)
 
 
 def follow_hint(address: str, job_id: str) -> str:

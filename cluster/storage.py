@@ -68,11 +68,18 @@ class StudyLocation:
         """How to name the study to a user: its URI, else its directory."""
         return self.uri or str(self.local)
 
-    def push(self) -> None:
-        """Copy the study's top-level files (results, study.yaml, states, page) to the URI."""
-        if self.uri is not None and self.local.is_dir():
-            upload_files(sorted(p for p in self.local.iterdir() if p.is_file() and not p.name.startswith(".")),
-                         self.uri)
+    def push(self, names: Iterable[str] | None = None) -> None:
+        """Copy the study's top-level files (results, study.yaml, states, page), or only `names`, to the URI.
+
+        Only the driver pushes everything; a reader pushes only what it wrote (e.g. the report), so
+        its older copy of the results never replaces the driver's."""
+        if self.uri is None or not self.local.is_dir():
+            return
+        files = [p for p in self.local.iterdir() if p.is_file() and not p.name.startswith(".")]
+        if names is not None:
+            wanted = set(names)
+            files = [p for p in files if p.name in wanted]
+        upload_files(sorted(files), self.uri)
 
     def pull(self) -> bool:
         """Fetch the study's top-level files from the URI into the mirror; False when there are none."""

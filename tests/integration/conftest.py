@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -31,29 +32,52 @@ def free_port() -> int:
 
 
 def ray_env() -> dict[str, str]:
-    return {**os.environ, **LOOPBACK, **AUTH, "PYTHONUNBUFFERED": "1"}
+    # The project's scripts (lmnas, ray) on PATH, as in an activated virtual environment: a Ray
+    # job's entrypoint is a shell command run with the head's environment.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {**os.environ, **LOOPBACK, **AUTH, "PYTHONUNBUFFERED": "1", "PATH": path}
+
+
+@dataclass(frozen=True)
+class RayHead:
+    #: GCS address, for `ray.init` / `lmnas run --address`.
+    address: str
+    #: the dashboard (and Jobs API) URL, for `ray job submit` / `lmnas submit`.
+    dashboard_url: str
+    #: Prometheus endpoint of the head's metrics agent (custom metrics included).
+    metrics_url: str
+    temp_dir: Path
 
 
 @pytest.fixture(scope="session")
-def ray_address() -> Iterator[str]:
-    """The GCS address of a Ray head started for this test session."""
+def ray_head() -> Iterator[RayHead]:
+    """A Ray head (with its dashboard and Jobs API) started for this test session."""
     temp_dir = tempfile.mkdtemp(prefix="lmray-", dir="/tmp")  # Ray's socket paths must stay short
-    port = free_port()
+    port, dashboard_port, metrics_port = free_port(), free_port(), free_port()
     ray_cli = str(Path(sys.executable).with_name("ray"))
     log = open(Path(temp_dir) / "head.log", "w")
     head = subprocess.Popen(
         [ray_cli, "start", "--head", "--block", f"--port={port}", f"--temp-dir={temp_dir}",
-         "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", f"--dashboard-port={free_port()}",
-         "--num-cpus=2", "--disable-usage-stats"],
-        env=ray_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+         "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+         f"--metrics-export-port={metrics_port}", "--num-cpus=2", "--disable-usage-stats"],
+        # custom metrics reach the metrics endpoint every 2 s instead of 10 s, so tests see them
+        env={**ray_env(), "RAY_metrics_report_interval_ms": "2000"},
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     address = f"127.0.0.1:{port}"
     try:
         wait_for_head(address, head, Path(temp_dir) / "head.log")
-        yield address
+        yield RayHead(address, f"http://127.0.0.1:{dashboard_port}", f"http://127.0.0.1:{metrics_port}/metrics",
+                      Path(temp_dir))
     finally:
         stop_group(head)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def ray_address(ray_head: RayHead) -> str:
+    """The GCS address of the session's Ray head."""
+    return ray_head.address
 
 
 def wait_for_head(address: str, head: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
