@@ -235,7 +235,7 @@ def cmd_report(ns: argparse.Namespace) -> int:
 
     location = open_study(ns.directory)
     png, html = write_report(location.local)
-    location.push()
+    location.push([png.name, html.name])
     print(f"wrote {png}\nwrote {html}" + (f"\ncopied to {location.uri}" if location.uri else ""))
     return 0
 
