@@ -63,6 +63,9 @@ def test_a_second_call_uses_the_cached_checkpoint(assets: tuple[Path, Path], spa
     assert any("step 3/3" in line for line in lines) and "cached" in lines[-1]
     info = json.loads((first / cache.TRAIN_INFO).read_text())
     assert info["strategy"] == "full" and info["steps"] == 3 and len(info["trace"]) == 3
+    # Each logged step has the mean loss and each sub-network role's own.
+    assert set(info["trace"][0]) == {"step", "epoch", "loss", "largest", "smallest", "random_0"}
+    assert "(largest " in lines[1] and ", smallest " in lines[1]
     # The stored super-network is the trained one: it differs from the pre-trained weights.
     loaded = load_supernet(first)
     assert loaded.shape == space.shape

@@ -27,32 +27,48 @@ Log = Callable[[str], None]
 def fit(params: Iterable[torch.nn.Parameter], loader: DataLoader, options: FinetuneOptions, device: torch.device,
         step_fn: StepFn, on_epoch: EpochEnd | None = None, log: Log | None = None,
         log_every: int = 10) -> list[dict[str, float]]:
-    """Run `options.epochs` epochs; returns the logged trace [{step, epoch, loss}]."""
+    """Run `options.epochs` epochs; returns the logged trace [{step, epoch, loss, <role>: loss, ...}]:
+    `loss` is the mean over the step's losses, each role's (e.g. "largest") its own mean."""
     params = list(params)
     total = options.epochs * len(loader)
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / total)
     started, trace, step = time.monotonic(), [], 0
     for epoch in range(1, options.epochs + 1):
-        window: list[float] = []
+        window: list[Mapping[str, float]] = []
         epoch_losses: list[float] = []
         for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items()}
             optimizer.zero_grad(set_to_none=True)
-            loss = float(np.mean(list(step_fn(batch, step / total).values())))
+            losses = dict(step_fn(batch, step / total))
+            loss = float(np.mean(list(losses.values())))
             if not math.isfinite(loss):
                 raise TrainerError(f"training diverged at step {step + 1} (loss {loss}); lower option 'lr'")
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             schedule.step()
             step += 1
-            window.append(loss)
+            window.append(losses)
             epoch_losses.append(loss)
             if step % log_every == 0 or step == total:
-                trace.append({"step": step, "epoch": epoch, "loss": float(np.mean(window))})
+                trace.append({"step": step, "epoch": epoch, **window_means(window)})
                 if log is not None:
-                    log(f"step {step}/{total} epoch {epoch} loss {trace[-1]['loss']:.4f} ({time.monotonic() - started:.0f}s)")
+                    log(f"step {step}/{total} epoch {epoch} {describe(trace[-1])} ({time.monotonic() - started:.0f}s)")
                 window = []
         if on_epoch is not None:
             on_epoch(epoch, float(np.mean(epoch_losses)))
     return trace
+
+
+def window_means(window: list[Mapping[str, float]]) -> dict[str, float]:
+    """Mean loss over the window's steps, and per role over the steps that trained it."""
+    roles = sorted({k for losses in window for k in losses})
+    means = {"loss": float(np.mean([np.mean(list(losses.values())) for losses in window]))}
+    return means | {r: float(np.mean([losses[r] for losses in window if r in losses])) for r in roles}
+
+
+def describe(entry: Mapping[str, float]) -> str:
+    """'loss 0.512 (largest 0.301, smallest 0.690)' for a trace entry."""
+    roles = [k for k in entry if k not in ("step", "epoch", "loss")]
+    detail = f" ({', '.join(f'{r} {entry[r]:.3f}' for r in roles)})" if len(roles) > 1 else ""
+    return f"loss {entry['loss']:.4f}{detail}"
