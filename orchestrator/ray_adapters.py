@@ -22,7 +22,7 @@ from ray.tune.trainable import wrap_function
 from cluster.storage import join, study_location, upload_dir
 
 from orchestrator.plan import TrialPlan
-from orchestrator.resume import SCHEDULER_STATE_FILE, SEARCHER_STATE_FILE
+from orchestrator.resume import SCHEDULER_STATE_FILE, SEARCHER_STATE_FILE, BackgroundSaver
 from orchestrator.results import COMPLETED, FAILED, STOPPED, ResultsStore, atomic_write_text
 from orchestrator.schedulers.base import Decision, Scheduler
 from orchestrator.searchers.base import Finished, Searcher
@@ -74,12 +74,13 @@ class TuneSearcher(TuneSearcherBase):
         self.state_dir = state_dir
         self.replay = list(replay)
         self.ids: dict[str, str] = {}
+        self.saver = BackgroundSaver(searcher.state_dict, state_dir / SEARCHER_STATE_FILE)
 
     # Tune pickles its search algorithm into its experiment state, which lmnas never restores from
     # (studies resume from searcher_state.json): keep only the JSON state, so searchers that
     # hold threads or clients need not be picklable.
     def __getstate__(self) -> dict[str, Any]:
-        return {"state_dir": self.state_dir, "state": json.dumps(self.inner.state_dict())}
+        return {"state_dir": self.state_dir}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.replay:
@@ -94,7 +95,6 @@ class TuneSearcher(TuneSearcherBase):
                 return None
             config = suggested
         self.ids[trial_id] = study_id
-        self.save_state()
         return {"arch": config, "trial_id": study_id}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -102,14 +102,17 @@ class TuneSearcher(TuneSearcherBase):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.inner.on_trial_complete(self.ids.get(trial_id, trial_id), None if error else trainer_metrics(result))
-        self.save_state()
+        self.saver.request()
 
-    def save_state(self) -> None:
-        atomic_write_text(self.state_dir / SEARCHER_STATE_FILE, json.dumps(self.inner.state_dict()))
+    def close(self) -> None:
+        """The final state, written from the driver once the trials are over."""
+        self.saver.close()
 
-    # Tune's own experiment checkpointing: keep ours as JSON too (nothing unpickled on resume).
+    # Tune's own experiment checkpointing: the latest JSON snapshot (nothing unpickled on resume;
+    # taking a fresh one here could block the driver for a whole suggestion).
     def save(self, checkpoint_path: str) -> None:
-        atomic_write_text(Path(checkpoint_path), json.dumps(self.inner.state_dict()))
+        if self.saver.latest is not None:
+            atomic_write_text(Path(checkpoint_path), self.saver.latest)
 
     def restore(self, checkpoint_path: str) -> None:
         self.inner.load_state_dict(json.loads(Path(checkpoint_path).read_text()))
@@ -288,7 +291,9 @@ def run_tune(plan: TrialPlan) -> None:
             verbose=0,
         ),
     )
-    tuner.fit()
-    tune_searcher.save_state()
-    tune_scheduler.save_state()
-    plan.store.flush()
+    try:
+        tuner.fit()
+    finally:
+        tune_searcher.close()
+        tune_scheduler.save_state()
+        plan.store.flush()

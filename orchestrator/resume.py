@@ -12,10 +12,12 @@ none is run twice:
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from orchestrator.results import FAILED, FINISHED_STATUSES, ResultsStore
+from orchestrator.results import FAILED, FINISHED_STATUSES, ResultsStore, atomic_write_text
 from orchestrator.searchers.base import Searcher
 
 SEARCHER_STATE_FILE = "searcher_state.json"
@@ -45,3 +47,51 @@ def reconcile(store: ResultsStore, searcher: Searcher) -> list[tuple[str, dict[s
 
 def finished_count(store: ResultsStore) -> int:
     return sum(1 for rec in store.trials.values() if rec.status in FINISHED_STATUSES or rec.status == FAILED)
+
+
+class BackgroundSaver:
+    """Keeps a JSON snapshot of some state on disk without blocking the caller.
+
+    `request()` returns at once; a daemon thread takes the snapshot and writes it atomically,
+    coalescing requests that arrive meanwhile. A snapshot taken while the driver mutates the
+    state may be a moment stale or fail with RuntimeError (then it is retried); `reconcile`
+    heals staleness on resume, because the results are the truth. The searcher's snapshot can
+    take seconds (Ax waits for a suggestion in progress), which is why it stays off the driver.
+    """
+
+    def __init__(self, snapshot: Callable[[], dict[str, Any]], path: Path) -> None:
+        self.snapshot = snapshot
+        self.path = path
+        self.latest: str | None = None
+        self._wanted = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name=f"save-{path.name}", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    def _loop(self) -> None:
+        while not self._closed:
+            if not self._wanted.wait(timeout=0.5):
+                continue
+            self._wanted.clear()
+            self.save_now()
+
+    def save_now(self) -> None:
+        for _ in range(20):
+            try:
+                text = json.dumps(self.snapshot())
+                break
+            except RuntimeError:  # the state changed size under us: take it again
+                time.sleep(0.05)
+        else:
+            return
+        self.latest = text
+        atomic_write_text(self.path, text)
+
+    def close(self) -> None:
+        """Stop the thread and write a final snapshot from the calling thread."""
+        self._closed = True
+        self._thread.join(timeout=60)
+        self.save_now()

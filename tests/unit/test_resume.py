@@ -50,3 +50,29 @@ def test_reconcile_restores_a_trial_the_searcher_state_predates(tmp_path: Path) 
     fresh.load_state_dict(stale)
     assert reconcile(store, fresh) == [("t0", config)]
     assert fresh.pending == {"t0": config}
+
+
+def test_background_saver_never_blocks_and_writes_the_final_state(tmp_path: Path) -> None:
+    import json
+    import time
+
+    from orchestrator.resume import BackgroundSaver
+
+    calls = {"n": 0}
+
+    def slow_snapshot() -> dict:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("dictionary changed size during iteration")
+        time.sleep(0.3)  # like a searcher finishing a suggestion first
+        return {"n": calls["n"]}
+
+    path = tmp_path / "state.json"
+    saver = BackgroundSaver(slow_snapshot, path)
+    began = time.perf_counter()
+    for _ in range(5):
+        saver.request()
+    assert time.perf_counter() - began < 0.05
+    saver.close()
+    assert json.loads(path.read_text())["n"] == calls["n"]  # the last snapshot is the one on disk
+    assert 2 <= calls["n"] <= 4  # requests coalesced; the failed attempt was retried
