@@ -187,14 +187,15 @@ def cmd_supernet(ns: argparse.Namespace) -> int:
     from orchestrator.errors import StudyError
     from orchestrator.plugins import build_space
     from orchestrator.run import ray_session
-    from orchestrator.stages import BEFORE
+    from orchestrator.stages import BEFORE, Prepared
     from orchestrator.study import load_study
 
     study = load_study(ns.study)
     if study.trainer.name not in BEFORE:
         raise StudyError("trainer.kind", f"{study.trainer.name!r} has no super-network; use one of {', '.join(BEFORE)}")
     with ray_session(ns.address):
-        print(BEFORE[study.trainer.name](study, build_space(study), sys.stderr))
+        result = BEFORE[study.trainer.name](study, build_space(study), sys.stderr)
+    print(result.checkpoint if isinstance(result, Prepared) else result)
     return 0
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from orchestrator.results import ResultsStore
 from orchestrator.schedulers.base import Scheduler
@@ -29,3 +29,10 @@ class TrialPlan:
     #: 0 for the first run of a study, then 1, 2, ... for each resume (names Tune's directory).
     run_index: int = 0
     on_change: Callable[[], None] | None = None
+    #: the trainer options the trials get when the stage before them settled some (a checkpoint
+    #: path); None: the study's own.
+    trainer_options: Mapping[str, Any] | None = None
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return self.study.trainer.options if self.trainer_options is None else self.trainer_options

@@ -266,7 +266,7 @@ def run_tune(plan: TrialPlan) -> None:
     """Run the trials of one study with Ray Tune; results land in `plan.store` as they arrive."""
     study = plan.study
     location = study_location(study.storage, study.name)
-    trainable = make_trainable(plan.trainer_module, plan.space, study.trainer.options, study.seed, plan.directory,
+    trainable = make_trainable(plan.trainer_module, plan.space, plan.options, study.seed, plan.directory,
                                publish_uri=location.uri)
     tune_searcher = TuneSearcher(plan.searcher, plan.directory, plan.replay)
     tune_scheduler = TuneScheduler(plan.scheduler, plan.directory, study.budget.trial_timeout_s)

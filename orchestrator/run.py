@@ -10,9 +10,9 @@ import os
 import shutil
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import yaml
 
@@ -23,8 +23,10 @@ from orchestrator.plugins import build_scheduler, build_searcher, build_space, c
 from orchestrator.progress import study_progress
 from orchestrator.results import STUDY_FILE, TRIALS_FILE, ResultsStore, Summary, atomic_write_text, summarise
 from orchestrator.resume import SCHEDULER_STATE_FILE, SEARCHER_STATE_FILE, finished_count, load_json, reconcile
-from orchestrator.stages import after_trials, before_trials
+from orchestrator.searchers.base import Searcher
+from orchestrator.stages import Prepared, after_trials, before_trials
 from orchestrator.study import Study, load_saved_study
+from search_spaces.base import SearchSpace
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 #: lmnas prints its own progress; Tune's experiment boxes and TensorBoard hints would only add noise.
@@ -105,14 +107,11 @@ def resume_study(directory: Path, address: str | None = None, progress: bool = T
     study = load_saved_study(directory)
     check_trainer_options(study)
     space = build_space(study)
-    searcher = build_searcher(study, space)
     scheduler = build_scheduler(study)
-    if (state := load_json(directory / SEARCHER_STATE_FILE)) is not None:
-        searcher.load_state_dict(state)
     if (state := load_json(directory / SCHEDULER_STATE_FILE)) is not None:
         scheduler.load_state_dict(state)
     store = ResultsStore(directory, study.objectives, study.constraints)
-    replay = reconcile(store, searcher)
+    searcher, replay = restore_searcher(study, space, store)
     remaining = max(study.budget.num_trials - finished_count(store), len(replay))
     runs = sorted(directory.glob("tune-*"))
     plan = TrialPlan(study, directory, registry.TRAINERS[study.trainer.name], space, searcher, scheduler, store,
@@ -125,6 +124,32 @@ def resume_study(directory: Path, address: str | None = None, progress: bool = T
     return execute(plan, address, progress)
 
 
+def restore_searcher(study: Study, space: SearchSpace, store: ResultsStore) -> tuple[Searcher, list[tuple[str, dict[str, Any]]]]:
+    """A searcher on `space` with the state the study directory saved (none for a new study), aligned
+    with the stored results; and the trials to rerun."""
+    searcher = build_searcher(study, space)
+    if (state := load_json(store.directory / SEARCHER_STATE_FILE)) is not None:
+        searcher.load_state_dict(state)
+    return searcher, reconcile(store, searcher)
+
+
+def adopt(plan: TrialPlan, prepared: Prepared) -> TrialPlan:
+    """The plan with the space and trainer options the stage before the trials settled on. The
+    searcher samples from the space, so a new space gets a new searcher (with the saved state)."""
+    if prepared.space is plan.space:
+        return replace(plan, trainer_options=prepared.trainer_options)
+    close_searcher(plan.searcher)
+    searcher, replay = restore_searcher(plan.study, prepared.space, plan.store)
+    return replace(plan, space=prepared.space, searcher=searcher, replay=replay,
+                   trainer_options=prepared.trainer_options)
+
+
+def close_searcher(searcher: Searcher) -> None:
+    close = getattr(searcher, "close", None)
+    if callable(close):
+        close()
+
+
 def execute(plan: TrialPlan, address: str | None, progress: bool) -> RunOutcome:
     """Drive the plan's trials on Ray; whatever happens, leave the directory consistent."""
     from orchestrator.ray_adapters import run_tune
@@ -134,14 +159,12 @@ def execute(plan: TrialPlan, address: str | None, progress: bool) -> RunOutcome:
     plan.on_change = watch
     try:
         with ray_session(address):
-            before_trials(study, plan.space)
+            plan = adopt(plan, before_trials(study, plan.space))
             run_tune(plan)
             # Inside the session: a stage after the trials may run Ray tasks (regular distillation).
             after_trials(study, plan.space, plan.directory)
     finally:
-        close = getattr(plan.searcher, "close", None)
-        if callable(close):
-            close()
+        close_searcher(plan.searcher)
         store.mark_interrupted()
         watch.close()
     summary = summarise(store.trials_frame(), study.objectives, study.constraints)

@@ -1,6 +1,8 @@
 """Stages a study runs once around its trials: for `weight_sharing`, the super-network fine-tuning
 before and the export of the knee model after; for `flash_distill`, the regular distillation of
-students from the front after (orchestrator/regular_stage.py).
+students from the front after (orchestrator/regular_stage.py); for `elm_subnet`, the super-network's
+pre-training and fine-tuning before (it also settles the space the trials search, `Prepared`) and
+the retraining of the best candidate after (orchestrator/elm_stage.py).
 
 structural-pruning-via-nas.txt §3.2: weight-sharing NAS first fine-tunes the super-network, then
 only evaluates sub-networks. The stage runs as a Ray task that asks for a GPU when the cluster has
@@ -10,8 +12,9 @@ is skipped when the checkpoint of this config is already cached (a rerun or a re
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Mapping, TextIO
 
 from orchestrator.errors import LmnasError
 from orchestrator.plugins import trainer_module
@@ -107,18 +110,47 @@ def regular_distillation_stage(study: Study, space: SearchSpace, directory: Path
     return regular_stage(study, space, directory, stream)
 
 
+def elm_before(study: Study, space: SearchSpace, stream: TextIO = sys.stderr) -> Prepared:
+    """Pre-train and fine-tune the ELM super-network; its space and checkpoint for the trials (orchestrator/elm_stage.py)."""
+    from orchestrator.elm_stage import elm_before as stage
+
+    return stage(study, space, stream)
+
+
+def elm_after(study: Study, space: SearchSpace, directory: Path, stream: TextIO = sys.stderr) -> Any:
+    """Head search, retraining, evaluation and export of the best ELM candidate (orchestrator/elm_stage.py)."""
+    from orchestrator.elm_stage import elm_after as stage
+
+    return stage(study, space, directory, stream)
+
+
 #: trainer name -> what runs before its trials, and after them.
-BEFORE: dict[str, Callable[[Study, SearchSpace, TextIO], Any]] = {"weight_sharing": supernet_stage}
+BEFORE: dict[str, Callable[[Study, SearchSpace, TextIO], Any]] = {"weight_sharing": supernet_stage,
+                                                                   "elm_subnet": elm_before}
 AFTER: dict[str, Callable[[Study, SearchSpace, Path, TextIO], Any]] = {
     "weight_sharing": export_stage,
     "flash_distill": regular_distillation_stage,
+    "elm_subnet": elm_after,
 }
 
 
-def before_trials(study: Study, space: SearchSpace, stream: TextIO = sys.stderr) -> None:
+@dataclass(frozen=True)
+class Prepared:
+    """What the trials run with once the stage before them is done. A stage may settle them: the
+    `elm` space takes its FFN widths from the super-network the stage trained, and the trainer its
+    checkpoint path. The study file keeps what the user wrote, so a resumed study reruns the stage
+    (a cache hit) and gets the same space back."""
+
+    space: SearchSpace
+    trainer_options: Mapping[str, Any]
+    #: what the stage trained (`lmnas supernet train` prints it).
+    checkpoint: str | None = None
+
+
+def before_trials(study: Study, space: SearchSpace, stream: TextIO = sys.stderr) -> Prepared:
     """Run the stage the study's trainer needs before its trials (none for most trainers)."""
-    if study.trainer.name in BEFORE:
-        BEFORE[study.trainer.name](study, space, stream)
+    result = BEFORE[study.trainer.name](study, space, stream) if study.trainer.name in BEFORE else None
+    return result if isinstance(result, Prepared) else Prepared(space, study.trainer.options)
 
 
 def after_trials(study: Study, space: SearchSpace, directory: Path, stream: TextIO = sys.stderr) -> None:

@@ -78,7 +78,7 @@ def test_the_pearson_and_classic_scores_differ(setup: dict[str, object]) -> None
 def test_bad_trials_are_refused_in_one_line(setup: dict[str, object], tmp_path: Path) -> None:
     space = ElmSpace(checkpoint=str(setup["checkpoint"]))
     config = space.smallest()
-    with pytest.raises(ValueError, match="option 'checkpoint' is required"):
+    with pytest.raises(TrainerError, match="option .checkpoint. is required"):
         trainer.train(TrialContext("t", config, space, {}), lambda m: None)
     with pytest.raises(TrainerError, match="needs the 'elm' search space"):
         trainer.train(TrialContext("t", {"x": 0.5}, SyntheticSpace(), trial_options(setup)), lambda m: None)

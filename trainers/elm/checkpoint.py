@@ -1,8 +1,9 @@
 """Saving and loading a trained ELM super-network (with its distillation adapters).
 
 A checkpoint is a folder: `elm.json` (the shape, the FFN step and every block's current width,
-the teacher and the loss it was distilled with) and `supernet.safetensors` (the super-network under
-`supernet.`, the adapters under `adapters.`). `search_spaces.elm.ElmSpace(checkpoint=...)` reads
+the teacher and the loss it was distilled with; after the task fine-tune, the task and its labels)
+and `supernet.safetensors` (the super-network under `supernet.`, the adapters under `adapters.`, the
+shared classification head under `head.` when there is one). `search_spaces.elm.ElmSpace(checkpoint=...)` reads
 the same `elm.json`, so the space offers exactly the widths the super-network has. `cached_supernet`
 loads a checkpoint once per process, so every trial a worker runs shares it.
 """
@@ -32,19 +33,26 @@ class Checkpoint:
     teacher: str
     loss: str
     ffn_step: int
+    #: the classification head every path shares, after the task fine-tune (None before it).
+    head: torch.nn.Linear | None = None
+    #: {"task": source, "labels": [names]} after the task fine-tune.
+    task: dict[str, Any] | None = None
 
 
 def save_checkpoint(directory: str | Path, supernet: ElmSuperNet, adapters: Adapters, *, teacher: str, loss: str,
-                    ffn_step: int) -> Path:
+                    ffn_step: int, head: torch.nn.Linear | None = None, task: dict[str, Any] | None = None) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {f"supernet.{k}": v for k, v in supernet.state_dict().items()}
     state |= {f"adapters.{k}": v for k, v in adapters.state_dict().items()}
+    if head is not None:
+        state |= {f"head.{k}": v for k, v in head.state_dict().items()}
     save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(directory / WEIGHTS))
     meta: dict[str, Any] = {
         **asdict(supernet.shape), "ffn_step": ffn_step, "ffn_widths": [list(r) for r in supernet.widths],
         "teacher": teacher, "loss": loss,
         "teacher_hidden": teacher_width(adapters, supernet.shape.hidden_size),
+        **({"task": task} if task is not None else {}),
     }
     (directory / CHECKPOINT_META).write_text(json.dumps(meta, indent=1))
     return directory
@@ -74,8 +82,13 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "cpu") -
     except RuntimeError as e:
         raise TrainerError(f"checkpoint {str(directory)!r} does not match its {CHECKPOINT_META}: "
                            f"{str(e).splitlines()[0]}") from None
+    head = None
+    if "head.weight" in state:
+        head = torch.nn.Linear(shape.hidden_size, state["head.weight"].shape[0])
+        head.load_state_dict({"weight": state["head.weight"], "bias": state["head.bias"]})
+        head = head.to(device).eval()
     return Checkpoint(supernet.to(device).eval(), adapters.to(device).eval(), meta["teacher"], meta["loss"],
-                      meta["ffn_step"])
+                      meta["ffn_step"], head, meta.get("task"))
 
 
 @lru_cache(maxsize=2)

@@ -14,7 +14,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -106,12 +106,17 @@ def write_checkpoint(supernet: SuperNetwork, directory: Path, info: dict[str, An
     supernet.reset_super_network()
     save(supernet, tmp)
     (tmp / TRAIN_INFO).write_text(json.dumps(info, indent=1) + "\n")
+    return publish(tmp, directory, is_complete)
+
+
+def publish(tmp: Path, directory: Path, complete: Callable[[Path], bool]) -> Path:
+    """Rename the finished folder `tmp` to `directory`, so readers never see a half-written one."""
     try:
         tmp.rename(directory)
     except OSError:
         # Another process finished the same checkpoint first: theirs is as good as ours.
         shutil.rmtree(tmp, ignore_errors=True)
-        if not is_complete(directory):
+        if not complete(directory):
             raise
     return directory
 

@@ -1,0 +1,106 @@
+"""Options of an ELM study (the `elm_subnet` trainer's OPTIONS): the super-network stage before the
+trials (pre-training on a corpus, fine-tuning on a task), how a candidate is scored, and the retraining
+of the found model after them. The network's sizes and the parameter cap belong to the `elm` space."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from search_spaces.elm import ElmSpace
+from trainers.elm.distill import LossKind, check_loss_kind
+from trainers.elm.finetune import TuneConfig
+from trainers.elm.pretrain import PretrainOptions
+
+
+@dataclass(frozen=True)
+class ElmSubnetOptions:
+    #: a trained super-network folder; empty: `lmnas run` trains one before the trials (cached by config).
+    checkpoint: str = ""
+    teacher: str = "minilm-l6"
+    #: the distillation losses of every stage: relational (Eq. 4-5) or classic (Eq. 1-3).
+    loss: LossKind = "pearson"
+    # ---- Algorithm 2 step 1: pre-train the super-network on unlabelled text, growing FFNs by PCA
+    corpus: str = "wikitext2"
+    seq_len: int = 64
+    corpus_blocks: int = 2000
+    eval_blocks: int = 32
+    pretrain_epochs: int = 3
+    pretrain_steps: int = 50
+    pretrain_batch: int = 16
+    pretrain_lr: float = 1e-3
+    grow: bool = True
+    growth_top_k: int | None = None
+    growth_max_units: int | None = None
+    growth_budget: float | None = None
+    growth_variance: float = 0.99
+    # ---- Algorithm 2 step 2: fine-tune it on a labelled task (null task: skip; candidates are then
+    # scored by distillation loss on the corpus instead of task accuracy)
+    task: str | None = "movie-reviews"
+    max_length: int = 64
+    train_examples: int | None = 2000
+    eval_examples: int | None = 500
+    probe_steps: int = 300
+    finetune_steps: int = 200
+    finetune_batch: int = 16
+    finetune_lr: float = 4e-4
+    layer_weight: float = 1.0
+    label_weight: float = 0.0
+    # ---- scoring a candidate on the shared weights
+    batch_size: int = 64
+    latency_repeats: int = 0
+    latency_seq_len: int = 128
+    # ---- after the trials: head search, retraining and evaluation of the found model
+    head_eta: float = 0.9
+    final_distill_steps: int = 200
+    final_finetune_steps: int = 200
+    final_lr: float = 4e-4
+    eval_tasks: tuple[str, ...] = ("movie-reviews", "sms-spam")
+    onnx: bool = True
+    #: where trained super-networks and teacher heads are kept (null: $LMNAS_HOME/elm); not part of the key.
+    cache_dir: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def __post_init__(self) -> None:
+        check_loss_kind(self.loss)
+        for name in ("seq_len", "corpus_blocks", "eval_blocks", "pretrain_epochs", "pretrain_steps", "pretrain_batch",
+                     "max_length", "probe_steps", "finetune_steps", "finetune_batch", "batch_size", "latency_seq_len",
+                     "final_distill_steps", "final_finetune_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
+        for name in ("train_examples", "eval_examples"):
+            value = getattr(self, name)
+            if value is not None and value < 2:
+                raise ValueError(f"option {name!r} must be >= 2 or null (all), got {value}")
+        if self.latency_repeats < 0:
+            raise ValueError(f"option 'latency_repeats' must be >= 0, got {self.latency_repeats}")
+        if not 0.0 < self.head_eta <= 1.0:
+            raise ValueError(f"option 'head_eta' must be in (0, 1], got {self.head_eta}")
+        if isinstance(self.eval_tasks, str) or not all(isinstance(t, str) for t in self.eval_tasks):
+            raise ValueError(f"option 'eval_tasks' must be a list of task names, got {self.eval_tasks!r}")
+        self.finetune_config()
+        self.final_configs()
+
+    def pretrain_options(self, space: ElmSpace) -> dict[str, Any]:
+        """`trainers/elm/pretrain.py` options for a super-network of `space`'s shape."""
+        s = space.shape
+        options = dict(teacher=self.teacher, corpus=self.corpus, seq_len=self.seq_len, corpus_blocks=self.corpus_blocks,
+                       eval_blocks=self.eval_blocks, num_layers=s.num_layers, hidden_size=s.hidden_size,
+                       num_heads=s.num_heads, inner_size=s.inner_size, ffn_step=space.ffn_step,
+                       epochs=self.pretrain_epochs, steps_per_epoch=self.pretrain_steps, batch_size=self.pretrain_batch,
+                       lr=self.pretrain_lr, loss=self.loss, grow=self.grow, growth_top_k=self.growth_top_k,
+                       growth_max_units=self.growth_max_units, growth_budget=self.growth_budget,
+                       growth_variance=self.growth_variance, device=self.device)
+        PretrainOptions(**options)  # type: ignore[arg-type]  # validates
+        return options
+
+    def finetune_config(self) -> TuneConfig:
+        return TuneConfig(steps=self.finetune_steps, batch_size=self.finetune_batch, lr=self.finetune_lr,
+                          loss=self.loss, layer_weight=self.layer_weight, label_weight=self.label_weight)
+
+    def final_configs(self) -> tuple[TuneConfig, TuneConfig]:
+        """(corpus distillation, task fine-tune) of the found model."""
+        distill = TuneConfig(steps=self.final_distill_steps, batch_size=self.pretrain_batch, lr=self.final_lr,
+                             loss=self.loss)
+        tune = TuneConfig(steps=self.final_finetune_steps, batch_size=self.finetune_batch, lr=self.final_lr,
+                          loss=self.loss, layer_weight=self.layer_weight, label_weight=self.label_weight)
+        return distill, tune
