@@ -250,10 +250,12 @@ def trial_resources(resources: Resources) -> dict[str, float]:
     return {"cpu": resources.cpu, "gpu": resources.gpu}
 
 
-def named_trainable(trainable: Callable[[dict[str, Any]], None], study_name: str) -> type:
-    """The trainable as a class named after the study, so its actors show as `lmnas:<study>` in the
-    Ray dashboard (Tune's own name for every function trainable is `ImplicitFunc`)."""
-    base = wrap_function(trainable)
+def named_trainable(trainable: Callable[[dict[str, Any]], None], study_name: str, resources: Resources) -> type:
+    """The trainable with its resources, as a class named after the study: its actors show as
+    `lmnas:<study>` in the Ray dashboard (Tune's own names are `ImplicitFunc` or
+    `with_resources.<locals>.ResourceTrainable` for every study)."""
+    # with_resources tags the function; wrap_function turns the tag into the class's resource request.
+    base = wrap_function(tune.with_resources(trainable, trial_resources(resources)))
     name = f"lmnas:{study_name}"
 
     def __repr__(self: Any) -> str:  # the dashboard's and the log prefix's name of the actor
@@ -271,7 +273,7 @@ def run_tune(plan: TrialPlan) -> None:
     tune_searcher = TuneSearcher(plan.searcher, plan.directory, plan.replay)
     tune_scheduler = TuneScheduler(plan.scheduler, plan.directory, study.budget.trial_timeout_s)
     tuner = tune.Tuner(
-        tune.with_resources(named_trainable(trainable, study.name), trial_resources(study.resources)),
+        named_trainable(trainable, study.name, study.resources),
         tune_config=tune.TuneConfig(
             search_alg=tune_searcher,
             scheduler=tune_scheduler,

@@ -59,7 +59,10 @@ def ray_head() -> Iterator[RayHead]:
     head = subprocess.Popen(
         [ray_cli, "start", "--head", "--block", f"--port={port}", f"--temp-dir={temp_dir}",
          "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-         f"--metrics-export-port={metrics_port}", "--num-cpus=2", "--disable-usage-stats"],
+         f"--metrics-export-port={metrics_port}", "--num-cpus=2", "--disable-usage-stats",
+         # Ray's fixed default ports (agent 52365, client server 10001) clash with any other Ray on
+         # the machine; the job agent would fail to bind and jobs would wait for it forever.
+         f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}"],
         # custom metrics reach the metrics endpoint every 2 s instead of 10 s, so tests see them
         env={**ray_env(), "RAY_metrics_report_interval_ms": "2000"},
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -16,17 +16,15 @@ from tests.unit.study_results import OBJS
 
 @pytest.mark.parametrize("cpu,gpu", [(1.0, 0.0), (0.5, 0.25), (2.0, 1.0), (0.25, 0.5)])
 def test_study_resources_become_the_trial_bundle(cpu: float, gpu: float, tmp_path: Path) -> None:
-    from ray import tune
-
     trainable = make_trainable("trainers.synthetic", SyntheticSpace(num_dims=2), {}, 0, tmp_path)
-    wrapped = tune.with_resources(named_trainable(trainable, "s1"), trial_resources(Resources(cpu, gpu)))
-    bundles = wrapped.default_resource_request({}).bundles
+    assert trial_resources(Resources(cpu, gpu)) == {"cpu": cpu, "gpu": gpu}
+    bundles = named_trainable(trainable, "s1", Resources(cpu, gpu)).default_resource_request({}).bundles
     assert bundles == [{"CPU": cpu, **({"GPU": gpu} if gpu else {})}]
 
 
 def test_trial_actors_are_named_after_the_study(tmp_path: Path) -> None:
     trainable = make_trainable("trainers.synthetic", SyntheticSpace(num_dims=2), {}, 0, tmp_path)
-    cls = named_trainable(trainable, "my-study")
+    cls = named_trainable(trainable, "my-study", Resources())
     assert cls.__name__ == cls.__qualname__ == "lmnas:my-study"
 
 
