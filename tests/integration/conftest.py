@@ -68,6 +68,8 @@ def ray_head() -> Iterator[RayHead]:
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     address = f"127.0.0.1:{port}"
+    # A session ended by SIGTERM (a CI timeout, a killed run) still tears the head down.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         wait_for_head(address, head, Path(temp_dir) / "head.log")
         yield RayHead(address, f"http://127.0.0.1:{dashboard_port}", f"http://127.0.0.1:{metrics_port}/metrics",
@@ -75,6 +77,7 @@ def ray_head() -> Iterator[RayHead]:
     finally:
         stop_group(head)
         log.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session")
