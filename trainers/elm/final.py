@@ -57,7 +57,8 @@ def retrain_and_evaluate(opts: ElmSubnetOptions, checkpoint: str, arch: ElmArch,
         rows = data[search_task].validation
         found = search_heads(ckpt.supernet, arch, rows.input_ids[:CKA_ROWS].to(device),
                              rows.attention_mask[:CKA_ROWS].to(device), opts.head_eta)
-    log(f"elm: searched  {describe(arch)}\nelm: retraining {describe(found)}")
+    log(f"elm: searched architecture {describe(arch)}")
+    log(f"elm: after head search     {describe(found)}")
     model = ckpt.supernet.extract_sub_network(found)
     adapters = copy.deepcopy(ckpt.adapters)
     distill, tune = opts.final_configs()

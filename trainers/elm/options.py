@@ -29,6 +29,8 @@ class ElmSubnetOptions:
     pretrain_batch: int = 16
     pretrain_lr: float = 1e-3
     grow: bool = True
+    #: "step": FFNs start at ffn_step and grow by PCA score; "input": fixed at each block's input width.
+    ffn_init: Literal["step", "input"] = "step"
     growth_top_k: int | None = None
     growth_max_units: int | None = None
     growth_budget: float | None = None
@@ -87,7 +89,8 @@ class ElmSubnetOptions:
                        eval_blocks=self.eval_blocks, num_layers=s.num_layers, hidden_size=s.hidden_size,
                        num_heads=s.num_heads, inner_size=s.inner_size, ffn_step=space.ffn_step,
                        epochs=self.pretrain_epochs, steps_per_epoch=self.pretrain_steps, batch_size=self.pretrain_batch,
-                       lr=self.pretrain_lr, loss=self.loss, grow=self.grow, growth_top_k=self.growth_top_k,
+                       lr=self.pretrain_lr, loss=self.loss, grow=self.grow, ffn_init=self.ffn_init,
+                       growth_top_k=self.growth_top_k,
                        growth_max_units=self.growth_max_units, growth_budget=self.growth_budget,
                        growth_variance=self.growth_variance, device=self.device)
         PretrainOptions(**options)  # type: ignore[arg-type]  # validates

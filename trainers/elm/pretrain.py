@@ -54,6 +54,10 @@ class PretrainOptions:
     weight_decay: float = 0.01
     loss: LossKind = "pearson"
     grow: bool = True
+    #: "step": every FFN starts at `ffn_step` units and grows by PCA score (§III-B); "input": every FFN
+    #: is fixed at its block's input width (hidden size, or the bottleneck), the predefined dimensions
+    #: of the ablation in Table V (no growth then).
+    ffn_init: Literal["step", "input"] = "step"
     growth_top_k: int | None = None
     growth_max_units: int | None = None
     growth_budget: float | None = None
@@ -64,6 +68,8 @@ class PretrainOptions:
         for name in ("seq_len", "corpus_blocks", "eval_blocks", "num_layers", "hidden_size", "num_heads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
+        if self.ffn_init not in ("step", "input"):
+            raise ValueError(f"option 'ffn_init' must be 'step' or 'input', got {self.ffn_init!r}")
         self.train_config()  # validates the training options
 
     @property
@@ -74,7 +80,8 @@ class PretrainOptions:
         growth = GrowthConfig(top_k=self.growth_top_k, step=self.step, max_units=self.growth_max_units,
                               budget=self.growth_budget, variance=self.growth_variance)
         return SupernetConfig(epochs=self.epochs, steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size,
-                              lr=self.lr, weight_decay=self.weight_decay, loss=self.loss, grow=self.grow,
+                              lr=self.lr, weight_decay=self.weight_decay, loss=self.loss,
+                              grow=self.grow and self.ffn_init == "step",
                               growth=growth)
 
 
@@ -91,7 +98,11 @@ def pretrain(options: Mapping[str, Any], out_dir: str | Path, report: Report = l
     shape = ElmShape(opts.num_layers, opts.hidden_size, opts.num_heads,
                      opts.inner_size if opts.inner_size is not None else max(1, opts.hidden_size // 4),
                      teacher.vocab_size, max_positions, max(1, getattr(teacher.model.config, "type_vocab_size", 1)))
-    supernet = ElmSuperNet(shape, [[opts.step] * len(BLOCK_KINDS)] * shape.num_layers)
+    if opts.ffn_init == "input":
+        widths = [[shape.attention_width(kind) for kind in BLOCK_KINDS]] * shape.num_layers
+    else:
+        widths = [[opts.step] * len(BLOCK_KINDS)] * shape.num_layers
+    supernet = ElmSuperNet(shape, widths)
     # The resizer reads only `arch`'s table sizes and `embeddings`' tables, which ElmShape and the
     # ELM embeddings name as the AutoDistill student does.
     init_embeddings_from_teacher(cast(Any, SimpleNamespace(arch=shape, embeddings=supernet.embeddings)),
