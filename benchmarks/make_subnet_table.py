@@ -1,7 +1,7 @@
 """Make the frozen table of real sub-network evaluations that `benchmarks/search_efficiency.py`
 and the `tabular` trainer replay (issue 4, item 6).
 
-    nice .venv/bin/python benchmarks/make_subnet_table.py        # the shipped table: CPU, ~30 min
+    nice .venv/bin/python benchmarks/make_subnet_table.py        # the shipped table: 2 CPU cores, 10-30 min
     .venv/bin/python benchmarks/make_subnet_table.py --max-examples 0 --epochs 5 --lr 2e-5 \
         --max-length 64 --eval-examples 0 --device cuda                # paper-like scale on a GPU
 
