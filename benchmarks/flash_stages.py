@@ -79,16 +79,15 @@ def main() -> None:
             final = seen[-1]
             rows.append((student, which, [r["agreement"] for r in stages], [r["feature_loss"] for r in stages],
                          final["agreement"], final["mlm_accuracy"], seconds))
-            print(f"{student:8s} {which:14s} stage agreement {' '.join(f'{a:6.3f}' for a in rows[-1][2])}  "
+            print(f"{student:8s} {which:18s} stage agreement {' '.join(f'{a:6.3f}' for a in rows[-1][2])}  "
                   f"feature loss {' '.join(f'{f:6.3f}' for f in rows[-1][3])}  -> after pre-training "
                   f"{final['agreement']:6.3f}  mlm acc {final['mlm_accuracy']:.3f}  ({seconds:.0f} s)", flush=True)
     print("\nchange of held-out agreement in pre-training distillation (final minus last progressive stage), "
-          "and the final agreement relative to `before`:")
+          "and the final agreement against `before` (a difference: agreement can be negative):")
     base = {r[0]: r[4] for r in rows if r[1] == "before"}
     for student, which, stage_agreement, _, final, _, _ in rows:
-        ratio = f"{final / base[student]:.2f}x" if student in base and base[student] > 0 else "-"
-        print(f"  {student:8s} {which:14s} {final - stage_agreement[-1]:+.3f}   final {final:.3f} ({ratio} of before)")
-
+        versus = f"{final - base[student]:+.3f} vs before" if student in base else ""
+        print(f"  {student:8s} {which:18s} {final - stage_agreement[-1]:+.3f}   final {final:.3f}  {versus}")
 
 if __name__ == "__main__":
     main()

@@ -154,7 +154,7 @@ def test_trainer_end_to_end(teacher_dir: Path, tmp_path: Path) -> None:
         task=str(write_text_data(tmp_path / "task", labelled=True)), seq_len=12, corpus_blocks=20, eval_blocks=4,
         steps_per_block=2, pretrain_steps=2, warmup_steps=1, batch_size=4, task_max_length=12,
         finetune_steps=2, finetune_batch_size=4, latency_seq_len=12, latency_repeats=2, device="cpu",
-        save_student=True,
+        save_student=True, teacher_cache_dir=str(tmp_path / "teacher_outputs"),
     )
     ctx = TrialContext("t0", space.smallest(), space, options, seed=0, trial_dir=tmp_path / "trial")
     seen, report = collect_reports()
@@ -164,6 +164,8 @@ def test_trainer_end_to_end(teacher_dir: Path, tmp_path: Path) -> None:
     assert 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 <= metrics["mlm_accuracy"] <= 1.0
     assert metrics["step"] == 2 * 2 + 2 + 2 and metrics == seen[-1]
     assert (tmp_path / "trial" / "student.safetensors").is_file()
+    # The trial left the teacher's outputs for the next trials of this batch plan.
+    assert len(list((tmp_path / "teacher_outputs").glob("*.safetensors"))) == 1
 
 
 def test_trainer_refuses_an_unbuildable_student_before_loading_anything(tmp_path: Path) -> None:
