@@ -1,7 +1,8 @@
 """Export the knee of a study's Pareto front as a deployable model (`<study dir>/export/`).
 
 The knee is the front member closest to the ideal point once every objective is scaled to [0, 1]
-over the front (in "minimise everything" form, so 0 is the best value seen on each axis): the
+over the front (in "minimise everything" form, so 0 is the best value seen on each axis), among
+the members better than the objectives' reference values when there are any: the
 most balanced trade-off, with no weights to choose. For a `weight_sharing` study its sub-network
 is cut out of the trained super-network (structural-pruning-via-nas.txt §3.2.2: the searched
 sub-networks are the final models) and saved with `trainers/supernet/export.py`: a standard
@@ -46,11 +47,15 @@ def knee_index(points: np.ndarray) -> int:
 
 
 def knee_row(front: pd.DataFrame, objectives: Objectives) -> pd.Series:
-    """The knee member of a front table (as `results.summarise` gives it)."""
+    """The knee member of a front table (as `results.summarise` gives it), among the members better
+    than every objective's reference value (e.g. above chance accuracy) when any is."""
     if len(front) == 0:
         raise ResultsError("the study has no finished trial with every objective; there is no front to export from")
     points = np.column_stack([o.sign * front[metric_column(o.metric)].to_numpy(dtype=float) for o in objectives.items])
-    return front.iloc[knee_index(points)]
+    refs = np.array([o.sign * o.ref if o.ref is not None else np.inf for o in objectives.items])
+    useful = np.flatnonzero((points < refs).all(axis=1))
+    rows = useful if len(useful) else np.arange(len(points))
+    return front.iloc[rows[knee_index(points[rows])]]
 
 
 def saved_study(directory: Path) -> Study:

@@ -47,6 +47,12 @@ def test_knee_row_turns_maximised_objectives_around() -> None:
     objectives = Objectives((Objective("accuracy", "max"), Objective("params", "min")))
     front = pd.DataFrame({"trial_id": ["a", "b", "c"], "accuracy": [0.6, 0.84, 0.85], "params": [1e6, 5e6, 2e7]})
     assert knee_row(front, objectives)["trial_id"] == "b"
+    # A member worse than its reference value (here: below chance) is not a knee candidate.
+    with_ref = Objectives((Objective("accuracy", "max", ref=0.55), Objective("params", "min")))
+    front = pd.DataFrame({"trial_id": ["tiny", "b"], "accuracy": [0.43, 0.9], "params": [1e3, 2e7]})
+    assert knee_row(front, objectives)["trial_id"] == "tiny"  # a tie at distance 1: the first
+    assert knee_row(front, with_ref)["trial_id"] == "b"
+    assert knee_row(front.iloc[:1], with_ref)["trial_id"] == "tiny"  # none better: all are candidates
     with pytest.raises(ResultsError, match="no front to export"):
         knee_row(front.iloc[0:0], objectives)
 
