@@ -158,3 +158,18 @@ def test_stage_distils_front_members_and_appends_a_table(teacher_dir: Path, tmp_
     with log.open("a") as stream:
         regular_stage(study, space, directory, stream, trial_ids=["t1"])
     assert sorted(pd.read_parquet(path)["trial_id"]) == ["t0", "t1"]
+
+
+def test_onnx_export_matches_the_model(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    arch = StudentArch(hidden_size=16, bottleneck_size=8, num_heads=2, intermediate_size=12, num_ffn=1, num_blocks=1,
+                       vocab_size=50, max_positions=16)
+    model = StudentClassifier(Student(arch), num_labels=3).eval()
+    out = export_student(model, tmp_path / "export", onnx=True)
+    ids = torch.randint(50, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[0, 6:] = 0  # a padded row, and another length than the export example
+    session = ort.InferenceSession(str(out / "model.onnx"))
+    logits = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    assert torch.allclose(torch.from_numpy(logits), model(ids, mask).detach(), atol=1e-5)
