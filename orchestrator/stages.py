@@ -105,9 +105,14 @@ def export_stage(study: Study, space: SearchSpace, directory: Path, stream: Text
 
 def regular_distillation_stage(study: Study, space: SearchSpace, directory: Path, stream: TextIO = sys.stderr) -> Any:
     """Regular distillation of students from the front of a flash_distill study (orchestrator/regular_stage.py)."""
+    from orchestrator.errors import ResultsError
     from orchestrator.regular_stage import regular_stage
 
-    return regular_stage(study, space, directory, stream)
+    try:
+        return regular_stage(study, space, directory, stream)
+    except ResultsError as e:  # no finished trial (an interrupted study): nothing to distil yet
+        print(f"[{study.name}] regular distillation skipped: {e}", file=stream, flush=True)
+        return None
 
 
 def elm_before(study: Study, space: SearchSpace, stream: TextIO = sys.stderr) -> Prepared:
