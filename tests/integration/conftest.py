@@ -80,6 +80,30 @@ def ray_head() -> Iterator[RayHead]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@pytest.fixture
+def cluster_client(ray_head: RayHead, monkeypatch: pytest.MonkeyPatch) -> Iterator[RayHead]:
+    """This process as a client of the session's head: its environment, and Ray's cached view of it.
+
+    Ray reads RAY_AUTH_MODE once, at the first authentication check of the process, and caches the
+    token; any earlier test that touched Ray froze "disabled". Refresh both on entry and on exit.
+    """
+    for key, value in ray_env().items():
+        monkeypatch.setenv(key, value)
+    refresh_ray_auth()
+    try:
+        yield ray_head
+    finally:
+        monkeypatch.undo()
+        refresh_ray_auth()
+
+
+def refresh_ray_auth() -> None:
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
 @pytest.fixture(scope="session")
 def ray_address(ray_head: RayHead) -> str:
     """The GCS address of the session's Ray head."""

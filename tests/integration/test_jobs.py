@@ -78,11 +78,10 @@ def wait_for_dashboard(head: RayHead, timeout_s: float = 120) -> None:
 
 
 @pytest.mark.timeout(1500)
-def test_ray_job_submit_runs_a_study_readable_while_it_runs(tmp_path: Path, ray_head: RayHead,
+def test_ray_job_submit_runs_a_study_readable_while_it_runs(tmp_path: Path, cluster_client: RayHead,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    for key, value in ray_env().items():
-        monkeypatch.setenv(key, value)
+    ray_head = cluster_client
     wait_for_dashboard(ray_head)
     bucket = (tmp_path / "bucket").as_uri()
     data = study("job-zdt1", bucket, num_trials=8, step_seconds=2.0)
@@ -152,10 +151,8 @@ def test_ray_job_submit_runs_a_study_readable_while_it_runs(tmp_path: Path, ray_
 
 
 @pytest.mark.timeout(900)
-def test_lmnas_submit_sends_env_and_waits(tmp_path: Path, ray_head: RayHead, monkeypatch: pytest.MonkeyPatch
-                                          ) -> None:
-    for key, value in ray_env().items():
-        monkeypatch.setenv(key, value)
+def test_lmnas_submit_sends_env_and_waits(tmp_path: Path, cluster_client: RayHead) -> None:
+    ray_head = cluster_client
     wait_for_dashboard(ray_head)
     bucket = tmp_path / "bucket"
     work = working_dir(tmp_path, study("submit-zdt1", bucket.as_uri(), num_trials=3, step_seconds=0.0))
