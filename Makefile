@@ -25,7 +25,7 @@ quickstart: $(STAMP)
 	$(BIN)/lmnas run studies/quickstart.yaml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 clean-venv:
 	rm -rf $(VENV)
