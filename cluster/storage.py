@@ -104,6 +104,17 @@ def location_of(target: str) -> StudyLocation:
     return StudyLocation(mirror_dir(target.rstrip("/")), target.rstrip("/"))
 
 
+def subdirectory_names(uri: str) -> list[str]:
+    """Names of the directories directly under `uri` (none when it does not exist)."""
+    from pyarrow import fs
+
+    filesystem, root = open_uri(uri)
+    if filesystem.get_file_info(root).type != fs.FileType.Directory:
+        return []
+    return sorted(e.base_name for e in filesystem.get_file_info(fs.FileSelector(root))
+                  if e.type == fs.FileType.Directory)
+
+
 def mirror_dir(uri: str) -> Path:
     """The local mirror of a study URI: stable, so a later command on this machine finds it again."""
     digest = hashlib.sha256(uri.encode()).hexdigest()[:16]

@@ -2,7 +2,7 @@
 
   lmnas validate STUDY            check a study file (exit 2 with one line when it is wrong)
   lmnas run STUDY [--address A]   run it on an embedded local Ray (or join a cluster)
-  lmnas resume DIR                continue a study that stopped early
+  lmnas resume DIR|URI            continue a study that stopped early
   lmnas submit STUDY --address U  run it as a job on a Ray cluster (the dashboard's http://host:port)
   lmnas status DIR|URI            progress and the current Pareto front of a study (also while it runs)
   lmnas supernet train STUDY      fine-tune a weight_sharing study's super-network (cached by config)
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("resume", help="continue a study that stopped early (finished trials are kept)")
-    p.add_argument("directory", type=Path)
+    p.add_argument("directory", help="the study directory, or its URI (s3://..., gs://..., file://...)")
     p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=cmd_resume)
@@ -119,31 +119,33 @@ def cmd_validate(ns: argparse.Namespace) -> int:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
+    from cluster.storage import study_location
     from orchestrator.run import run_study
     from orchestrator.study import load_study
 
     study = load_study(ns.study)
-    code = finish(run_study(study, address=ns.address, overwrite=ns.overwrite, progress=not ns.quiet))
-    from cluster.storage import study_location
-
-    study_location(study.storage, study.name).push()  # the final report too, when the study lives at a URI
-    return code
+    outcome = run_study(study, address=ns.address, overwrite=ns.overwrite, progress=not ns.quiet)
+    return finish(outcome, study_location(study.storage, study.name))
 
 
 def cmd_resume(ns: argparse.Namespace) -> int:
     from orchestrator.run import resume_study
 
-    return finish(resume_study(ns.directory, address=ns.address, progress=not ns.quiet))
+    # A URI is brought into this machine's mirror first: the study may have run on another one.
+    location = open_study(ns.directory)
+    return finish(resume_study(location.local, address=ns.address, progress=not ns.quiet), location)
 
 
-def finish(outcome: "RunOutcome") -> int:
-    """Print the front and write the report; say how to continue when trials are left."""
+def finish(outcome: "RunOutcome", location: "StudyLocation") -> int:
+    """Print the front and write the report (copied to the study's URI, if it has one); say how to
+    continue when trials are left."""
     from orchestrator.report import print_summary, write_report
 
-    print_summary(outcome.summary, outcome.directory)
+    print_summary(outcome.summary, location.shown)
     print(f"report: {write_report(outcome.directory)[1]}")
+    location.push()
     if outcome.unfinished:
-        print(f"lmnas: {outcome.unfinished} trials not run yet; continue with: lmnas resume {outcome.directory}",
+        print(f"lmnas: {outcome.unfinished} trials not run yet; continue with: lmnas resume {location.shown}",
               file=sys.stderr)
     return 0
 

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from cluster.storage import study_location, subdirectory_names
 from orchestrator import registry
 from orchestrator.errors import StudyError
 from orchestrator.plan import TrialPlan
@@ -113,15 +114,23 @@ def resume_study(directory: Path, address: str | None = None, progress: bool = T
     store = ResultsStore(directory, study.objectives, study.constraints)
     searcher, replay = restore_searcher(study, space, store)
     remaining = max(study.budget.num_trials - finished_count(store), len(replay))
-    runs = sorted(directory.glob("tune-*"))
     plan = TrialPlan(study, directory, registry.TRAINERS[study.trainer.name], space, searcher, scheduler, store,
-                     num_trials=remaining, replay=replay, run_index=len(runs))
+                     num_trials=remaining, replay=replay, run_index=next_run_index(study, directory))
     if remaining == 0:
         print(f"{directory}: all {study.budget.num_trials} trials are finished; nothing to resume", file=sys.stderr)
         return RunOutcome(summarise(store.trials_frame(), study.objectives, study.constraints), directory, 0)
     print(f"resuming {study.name}: {finished_count(store)} trials finished, {len(replay)} to rerun, "
           f"{remaining - len(replay)} new", file=sys.stderr)
     return execute(plan, address, progress)
+
+
+def next_run_index(study: Study, directory: Path) -> int:
+    """The number of the next Tune run (`tune-<n>`) of a study: one past those already stored, in
+    the directory or, for a study at a URI, at the URI (where Tune keeps them)."""
+    location = study_location(study.storage, study.name)
+    names = subdirectory_names(location.uri) if location.uri else [p.name for p in directory.iterdir() if p.is_dir()]
+    runs = [int(n[5:]) for n in names if n.startswith("tune-") and n[5:].isdigit()]
+    return max(runs, default=-1) + 1
 
 
 def restore_searcher(study: Study, space: SearchSpace, store: ResultsStore) -> tuple[Searcher, list[tuple[str, dict[str, Any]]]]:

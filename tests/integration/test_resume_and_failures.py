@@ -86,6 +86,39 @@ def test_a_killed_study_resumes_without_losing_or_repeating_trials(
     assert done.returncode == 0 and "nothing to resume" in done.stderr
 
 
+def test_a_study_at_a_uri_resumes_from_the_uri_on_another_machine(tmp_path: Path, ray_address: str) -> None:
+    """The driver dies; `lmnas resume <URI>` runs where the first driver's mirror is not (another
+    LMNAS_HOME): the URI alone carries the results, the searcher state and Tune's runs."""
+    bucket = (tmp_path / "bucket").as_uri()
+    path = write_study(tmp_path, "at-uri", {"steps": 3, "step_seconds": 0.4}, {"num_trials": 6, "max_concurrent": 2})
+    path.write_text(path.read_text().replace(str(tmp_path / "runs"), bucket))
+    stored = tmp_path / "bucket" / "at-uri"
+    first = {**ray_env(), "LMNAS_HOME": str(tmp_path / "first-machine")}
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(path), "--address", ray_address],
+                              cwd=tmp_path, env=first, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    deadline = time.monotonic() + 300
+    while count_finished(stored) < 2 and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.2)
+    assert driver.poll() is None, "the study ended before it could be interrupted"
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=120)
+    kept = pd.read_parquet(stored / "trials.parquet")
+    kept = kept[kept["status"] == "completed"].set_index("trial_id")
+
+    second = {**ray_env(), "LMNAS_HOME": str(tmp_path / "second-machine")}
+    resumed = subprocess.run([sys.executable, "-m", "orchestrator.cli", "resume", f"{bucket}/at-uri", "--address",
+                              ray_address], cwd=tmp_path, env=second, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{bucket}/at-uri" in resumed.stdout
+
+    trials = pd.read_parquet(stored / "trials.parquet")  # what the URI holds, not a mirror
+    assert len(trials) == 6 and trials["trial_id"].is_unique and (trials["status"] == "completed").all()
+    assert (trials.set_index("trial_id").loc[kept.index, "f2"] == kept["f2"]).all()
+    assert sorted(p.name for p in stored.glob("tune-*")) == ["tune-0", "tune-1"]
+    assert (stored / "report.html").exists()
+
+
 @pytest.mark.parametrize(
     ("mode", "budget", "expected"),
     [

@@ -88,3 +88,21 @@ def test_trial_artefacts_are_published_and_fetched_once(tmp_path: Path) -> None:
     assert fetch_dir(str(local)) == local
     with pytest.raises(FileNotFoundError, match="nothing at"):
         fetch_dir((tmp_path / "bucket" / "none").as_uri())
+
+
+@pytest.mark.parametrize("at_uri", [False, True], ids=["directory", "uri"])
+def test_a_resumed_run_gets_the_next_tune_folder_where_tune_keeps_them(tmp_path: Path, at_uri: bool) -> None:
+    from dataclasses import replace
+
+    from orchestrator.run import next_run_index
+
+    storage = (tmp_path / "bucket").as_uri() if at_uri else str(tmp_path / "runs")
+    s = replace(study(tmp_path), storage=storage)
+    location = study_location(storage, s.name)
+    location.local.mkdir(parents=True)
+    assert next_run_index(s, location.local) == 0
+    kept = tmp_path / "bucket" / s.name if at_uri else location.local
+    for name in ("tune-0", "tune-2", "tune-x"):
+        (kept / name).mkdir(parents=True)
+    (kept / "tune-7").write_text("a file, not a run")
+    assert next_run_index(s, location.local) == 3
