@@ -245,7 +245,9 @@ def _mapping(data: Any, where: str, required: tuple[str, ...] = (), allowed: tup
 
 
 def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
+    # A key with a line break or another control character is quoted: the error stays one line.
+    shown = key if key.isprintable() else repr(key)
+    return f"{where}.{shown}" if where else shown
 
 
 def _str(value: Any, where: str) -> str:

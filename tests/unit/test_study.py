@@ -160,3 +160,14 @@ def _reachable(data: dict, path: str) -> bool:
         else:
             return False
     return isinstance(node, (dict, list))
+
+
+def test_a_key_with_a_line_break_is_quoted_in_a_one_line_error(tmp_path: Path) -> None:
+    # found by the fuzzer above: {'\n': None} under search_space made a two-line message
+    from orchestrator.study import parse_study
+
+    data = {"name": "s", "storage": str(tmp_path), "search_space": {"name": "synthetic", "\n": None},
+            "trainer": {"kind": "synthetic"}, "objectives": [{"metric": "f1"}], "budget": {"num_trials": 1}}
+    with pytest.raises(StudyError, match=r"^search_space\.'\\n': unknown key") as e:
+        parse_study(data, check_plugins=False)
+    assert "\n" not in str(e.value)
