@@ -22,10 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import orchestrator  # noqa: F401  first: sets Ray's loopback environment before Ray is imported
 import ray
 from ray import tune
 
-from orchestrator.run import LOOPBACK_ENV, QUIET_TUNE_ENV, run_study
+from orchestrator.run import run_study
 from orchestrator.study import parse_study
 
 
@@ -79,13 +80,11 @@ def main() -> None:
     parser.add_argument("--trial-seconds", type=float, default=30.0)
     parser.add_argument("--concurrent", type=int, default=2)
     args = parser.parse_args()
-    import os
 
     if args.quick:
         args.zero_cost_trials, args.trial_seconds, args.long_trials = 10, 5.0, "2,4"
 
-    os.environ.update({**LOOPBACK_ENV, **QUIET_TUNE_ENV})
-    ray.init(num_cpus=args.concurrent, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=args.concurrent, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             storage = Path(tmp)

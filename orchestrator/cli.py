@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from orchestrator import ray_env
 from orchestrator.errors import LmnasError
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return assets_main(args[1:])
     parser = build_parser()
     ns = parser.parse_args(args)
+    # Before any command imports Ray: loopback unless this command joins a cluster.
+    ray_env.configure(getattr(ns, "address", None))
     try:
         return ns.handler(ns)
     except LmnasError as e:

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import yaml
 
 from cluster.storage import study_location, subdirectory_names
-from orchestrator import registry
+from orchestrator import ray_env, registry
 from orchestrator.errors import StudyError
 from orchestrator.plan import TrialPlan
 from orchestrator.plugins import build_scheduler, build_searcher, build_space, check_trainer_options
@@ -29,16 +29,15 @@ from orchestrator.stages import Prepared, after_trials, before_trials
 from orchestrator.study import Study, load_saved_study
 from search_spaces.base import SearchSpace
 
-LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-#: lmnas prints its own progress; Tune's experiment boxes and TensorBoard hints would only add noise.
-QUIET_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
-
 
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
-    """A Ray session for the duration of the block: joined, embedded on loopback, or already there."""
-    for key, value in {**LOOPBACK_ENV, **QUIET_TUNE_ENV}.items():
-        os.environ.setdefault(key, value)
+    """A Ray session for the duration of the block: joined, embedded on loopback, or already there.
+
+    Embedded means a new instance of this process's own (`address="local"`): a head that `ray start`
+    left on the machine is never joined unless `address` or `RAY_ADDRESS` names it.
+    """
+    ray_env.configure(address)
     import ray
 
     if ray.is_initialized():
@@ -50,6 +49,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(
+            address="local",
             num_cpus=num_cpus,
             dashboard_host="127.0.0.1",
             include_dashboard=False,
