@@ -15,6 +15,8 @@ from trainers.distill.losses import (
     pearson_class_loss,
     pearson_correlation,
     pearson_feature_loss,
+    pearson_intra_class_loss,
+    relational_class_loss,
     relative_feature_mse,
 )
 
@@ -122,3 +124,50 @@ def test_relative_feature_mse_is_eq_2_over_the_teacher_energy() -> None:
     student = torch.tensor([[[0.5, 1.0], [-1.0, 2.0]]])
     assert relative_feature_mse(10 * teacher, 10 * student).item() == pytest.approx(
         relative_feature_mse(teacher, student).item(), rel=1e-6)
+
+
+def test_the_intra_class_term_correlates_each_class_across_the_batch() -> None:
+    # Two classes, three examples: the teacher's class-1 probabilities are sigmoid(d) for its logit gaps d.
+    teacher = torch.tensor([[0.0, -1.0], [0.0, 0.0], [0.0, 2.0]])
+    p_t = torch.softmax(teacher, -1)
+    student = torch.tensor([[0.0, 1.0], [0.0, 0.0], [0.0, -2.0]])  # the gaps reversed: rho = -1 per column
+    assert pearson_intra_class_loss(teacher, student).item() == pytest.approx(2.0, abs=1e-5)
+    assert pearson_intra_class_loss(teacher, teacher + 3.0).item() == pytest.approx(0.0, abs=1e-6)
+    # By hand on the class-1 column (class 0's is its mirror, with the same rho).
+    expected = 1 - float(pearson_correlation(p_t[:, 1], torch.softmax(student, -1)[:, 1]))
+    assert pearson_intra_class_loss(teacher, student).item() == pytest.approx(expected, abs=1e-6)
+    # Eq. 4 sees only each example's sign on two classes: 2 where the signs differ, 1 for the tie (rho 0).
+    assert pearson_class_loss(teacher, student).item() == pytest.approx(5 / 3, abs=1e-5)
+    both = relational_class_loss(teacher, student, 0.5).item()
+    assert both == pytest.approx(5 / 3 + 0.5 * 2.0, abs=1e-5)
+    assert relational_class_loss(teacher, student, 0.0).item() == pytest.approx(5 / 3, abs=1e-5)
+
+
+def test_a_two_class_head_gets_a_gradient_from_the_intra_term_and_not_from_eq_4() -> None:
+    gen = torch.Generator().manual_seed(0)
+    features = torch.randn(16, 32, generator=gen)
+    teacher = features @ torch.randn(32, 2, generator=gen) * 0.35
+    head = torch.nn.Linear(32, 2)
+    torch.nn.init.normal_(head.weight, std=0.02, generator=gen)
+    torch.nn.init.zeros_(head.bias)
+
+    def largest_gradient(loss: torch.Tensor) -> float:
+        head.zero_grad()
+        loss.backward()
+        return float(head.weight.grad.abs().max())
+
+    # Eq. 4's is what its 1e-8 regulariser leaves near ties (here one example whose two logits differ by 7e-4).
+    eq4 = largest_gradient(pearson_class_loss(teacher, head(features)))
+    with_intra = largest_gradient(relational_class_loss(teacher, head(features), 1.0))
+    assert with_intra > 0.5 and eq4 < with_intra / 100, (eq4, with_intra)
+
+
+def test_masked_correlation_leaves_out_the_masked_entries() -> None:
+    a = torch.tensor([[1.0, 2.0, 3.0, 0.0, 0.0]])
+    b = torch.tensor([[1.0, 3.0, 2.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 0, 0]])
+    assert pearson_correlation(a, b, mask).item() == pytest.approx(0.5, abs=1e-6)  # as on the first 3 alone
+    assert pearson_correlation(a, b).item() != pytest.approx(0.5, abs=1e-2)
+    # A channel mask per row of (B, N, C) features.
+    t, s = a.expand(1, 2, 5), b.expand(1, 2, 5)
+    assert pearson_feature_loss(t, s, channel_mask=mask[:, None, :]).item() == pytest.approx(0.5, abs=1e-6)

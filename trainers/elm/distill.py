@@ -4,7 +4,9 @@
   (squared error of block outputs, divided by the teacher layer's mean square — a constant, so
   Eq. 3's minimiser is unchanged; it keeps layers of different scale equally weighted);
 - "pearson": Eq. 4 (1 - Pearson's rho per example's class outputs) and Eq. 5 (1 - rho per token,
-  for attention rows and block outputs), scale-and-shift invariant, which keeps blocks diverse.
+  for attention rows over their real keys, and block outputs), scale-and-shift invariant, which
+  keeps blocks diverse. The class outputs also get DIST's intra-class term, weighted by the option
+  `intra_class_weight`: Eq. 4 alone cannot train a two-class head (`trainers/distill/losses.py`).
 
 Attention maps are compared as probabilities (what the teacher exposes), each (head, query) row a
 distribution over keys, after `align_heads` gives both sides a common head count. Student block
@@ -20,7 +22,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from trainers.distill.losses import (align_heads, feature_mse, logit_kl, pearson_class_loss, pearson_feature_loss,
+from trainers.distill.losses import (align_heads, feature_mse, logit_kl, pearson_feature_loss, relational_class_loss,
                                      relative_feature_mse)
 from trainers.distill.teacher import TeacherOutput
 from trainers.distill.transfer import make_adapter, teacher_layer
@@ -68,13 +70,20 @@ def row_mask(mask: Tensor | None, heads: int) -> Tensor | None:
 
 
 def attention_loss(kind: str, teacher: Tensor, student: Tensor, mask: Tensor | None) -> Tensor:
-    """Eq. 2 (classic) or Eq. 5 on attention rows (pearson) for one layer's (B, H, S, S) maps."""
+    """Eq. 2 (classic) or Eq. 5 on attention rows (pearson) for one layer's (B, H, S, S) maps.
+
+    Only real queries count, and in the Pearson loss each row's rho is taken over its real keys only:
+    padded keys hold (near) zero probability on both sides, and left in they would add matching
+    entries that raise rho, so the same sentence would score better the more it is padded.
+    """
     t, s = align_heads(teacher, student)
     rows_t, rows_s, rows_mask = attention_rows(t), attention_rows(s), row_mask(mask, t.shape[1])
     if kind == "classic":
-        # feature_mse averages over keys; Eq. 2 sums them: times S keeps the squared norm.
+        # feature_mse averages over keys; Eq. 2 sums them: times S keeps the squared norm (padded keys,
+        # zero on both sides, add nothing to it).
         return feature_mse(rows_t, rows_s, rows_mask) * t.shape[-1]
-    return pearson_feature_loss(rows_t, rows_s, rows_mask)
+    keys = None if mask is None else mask[:, None, :]  # (B, 1, S): the same real keys for every row
+    return pearson_feature_loss(rows_t, rows_s, rows_mask, channel_mask=keys)
 
 
 def hidden_loss(kind: str, teacher: Tensor, student: Tensor, mask: Tensor | None) -> Tensor:
@@ -84,12 +93,13 @@ def hidden_loss(kind: str, teacher: Tensor, student: Tensor, mask: Tensor | None
     return pearson_feature_loss(teacher, student, mask)
 
 
-def class_loss(kind: str, teacher_logits: Tensor, student_logits: Tensor) -> Tensor:
-    """Eq. 1 (KL of the softmax outputs) or Eq. 4 (1 - rho per example) on (B, C) logits."""
+def class_loss(kind: str, teacher_logits: Tensor, student_logits: Tensor, intra_weight: float = 0.0) -> Tensor:
+    """Eq. 1 (KL of the softmax outputs) or Eq. 4 (1 - rho per example) plus `intra_weight` times DIST's
+    intra-class term (1 - rho per class across the batch; pearson only) on (B, C) logits."""
     check_loss_kind(kind)
     if kind == "classic":
         return logit_kl(teacher_logits, student_logits)
-    return pearson_class_loss(teacher_logits, student_logits)
+    return relational_class_loss(teacher_logits, student_logits, intra_weight)
 
 
 def path_losses(kind: str, student: ElmOutput, teacher: TeacherOutput, adapters: Adapters,

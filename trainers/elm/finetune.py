@@ -1,11 +1,12 @@
 """Task fine-tuning by distillation (ELM Algorithm 2 step 2) and the found model's retraining.
 
 - `tune_on_task`: each step runs the teacher (frozen encoder + linear probe, `trainers/elm/task.py`)
-  and the student on a batch of task sentences and trains on the class-output loss (Eq. 1 KL or
-  Eq. 4 Pearson), the layer losses of the same kind (Eq. 2-3 or Eq. 5, as in pre-training) and,
-  with `label_weight` > 0, cross-entropy with the gold labels. On the super-network every step samples
-  a path uniformly (SPOS), so every candidate the search scores has been tuned; on an extracted model
-  the path is fixed.
+  and the student on a batch of task sentences and trains on the class-output loss (Eq. 1 KL, or
+  Eq. 4 Pearson plus DIST's intra-class term weighted by `intra_class_weight`), the layer losses of
+  the same kind (Eq. 2-3 or Eq. 5, as in pre-training) and, with `label_weight` > 0, cross-entropy
+  with the gold labels. A class loss that cannot train the head (Eq. 4 alone on two classes) is
+  refused before the first step. On the super-network every step samples a path uniformly (SPOS),
+  so every candidate the search scores has been tuned; on an extracted model the path is fixed.
 - `distill_on_corpus`: the layer losses alone on pre-training text, for an extracted model (the
   paper pre-trains the found architecture again before fine-tuning it, Appendix A).
 
@@ -28,6 +29,7 @@ from trainers.elm.distill import Adapters, LossKind, check_loss_kind, class_loss
 from trainers.elm.supernet import ElmModel
 from trainers.elm.task import ElmClassifier, TaskTeacher
 from trainers.encode import Encoded
+from trainers.report import TrainerError
 
 Log = Callable[[str], None]
 #: a generator -> the path of the next step (None: the classifier's encoder is one fixed model).
@@ -45,6 +47,9 @@ class TuneConfig:
     layer_weight: float = 1.0
     #: weight of the cross-entropy with the gold labels (0: the teacher's class outputs only).
     label_weight: float = 0.0
+    #: weight of DIST's intra-class term next to Eq. 4 (loss "pearson" only); it is what trains a
+    #: two-class head, where Eq. 4 has no gradient (trainers/distill/losses.py).
+    intra_class_weight: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -52,10 +57,18 @@ class TuneConfig:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"option 'lr' must be > 0, got {self.lr}")
-        for name in ("weight_decay", "layer_weight", "label_weight"):
+        for name in ("weight_decay", "layer_weight", "label_weight", "intra_class_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"option {name!r} must be >= 0, got {getattr(self, name)}")
         check_loss_kind(self.loss)
+
+    def head_untrainable(self, num_labels: int) -> str | None:
+        """Why these losses cannot train a `num_labels`-class head, or None when they can."""
+        if self.loss == "pearson" and num_labels == 2 and not self.intra_class_weight and not self.label_weight:
+            return ("with loss 'pearson', intra_class_weight 0 and label_weight 0 the class loss is Eq. 4 alone, which "
+                    "cannot train a two-class head (Pearson's rho across two logits is always +-1, so it has no "
+                    "gradient); set intra_class_weight > 0 (DIST's intra-class term) or label_weight > 0")
+        return None
 
 
 def schedule(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -96,6 +109,9 @@ def tune_on_task(classifier: ElmClassifier, adapters: Adapters, teacher: TaskTea
                  what: str = "task fine-tune") -> float:
     """Fine-tune `classifier` (and the adapters) in place on `train`; returns the last mean loss."""
     assert train.labels is not None
+    why = config.head_untrainable(teacher.head.out_features)
+    if why is not None:
+        raise TrainerError(f"{what}: {why}")
     device = teacher.teacher.device
     classifier.to(device).train()
     adapters.to(device).train()
@@ -107,7 +123,7 @@ def tune_on_task(classifier: ElmClassifier, adapters: Adapters, teacher: TaskTea
         ids, mask = train.input_ids[rows].to(device), train.attention_mask[rows].to(device)  # (B, S)
         target, target_logits = teacher(ids, mask)
         logits, out = classifier.run(ids, mask, arch)
-        loss = class_loss(config.loss, target_logits, logits)
+        loss = class_loss(config.loss, target_logits, logits, config.intra_class_weight)
         if config.layer_weight:
             loss = loss + config.layer_weight * path_losses(config.loss, out, target, adapters, mask).total
         if config.label_weight:

@@ -11,6 +11,11 @@ from trainers.elm.distill import LossKind, check_loss_kind
 from trainers.elm.finetune import TuneConfig
 from trainers.elm.pretrain import PretrainOptions
 
+#: the shipped data sets with two classes (trainers/data_named.py): validation can refuse a class loss
+#: that cannot train their head. Another task's class count is known once its data is read, and
+#: `tune_on_task` checks it then.
+TWO_CLASS_TASKS = frozenset({"movie-reviews", "sms-spam"})
+
 
 @dataclass(frozen=True)
 class ElmSubnetOptions:
@@ -46,7 +51,12 @@ class ElmSubnetOptions:
     finetune_batch: int = 16
     finetune_lr: float = 4e-4
     layer_weight: float = 1.0
+    #: weight of the cross-entropy with the gold labels next to the distillation losses.
     label_weight: float = 0.0
+    #: weight of DIST's intra-class term next to Eq. 4 (loss "pearson"): per class, 1 - rho of the
+    #: teacher's and the student's probabilities across the batch. Eq. 4 alone has no gradient on two
+    #: classes, so 0 here and in label_weight is refused for a two-class task.
+    intra_class_weight: float = 1.0
     # ---- scoring a candidate on the shared weights
     batch_size: int = 64
     latency_repeats: int = 0
@@ -79,8 +89,12 @@ class ElmSubnetOptions:
             raise ValueError(f"option 'head_eta' must be in (0, 1], got {self.head_eta}")
         if isinstance(self.eval_tasks, str) or not all(isinstance(t, str) for t in self.eval_tasks):
             raise ValueError(f"option 'eval_tasks' must be a list of task names, got {self.eval_tasks!r}")
-        self.finetune_config()
+        tune = self.finetune_config()
         self.final_configs()
+        for task in dict.fromkeys([self.task, *self.eval_tasks]):
+            why = tune.head_untrainable(2) if task in TWO_CLASS_TASKS else None
+            if why is not None:
+                raise ValueError(f"task {task!r} has two classes: {why}")
 
     def pretrain_options(self, space: ElmSpace) -> dict[str, Any]:
         """`trainers/elm/pretrain.py` options for a super-network of `space`'s shape."""
@@ -98,12 +112,14 @@ class ElmSubnetOptions:
 
     def finetune_config(self) -> TuneConfig:
         return TuneConfig(steps=self.finetune_steps, batch_size=self.finetune_batch, lr=self.finetune_lr,
-                          loss=self.loss, layer_weight=self.layer_weight, label_weight=self.label_weight)
+                          loss=self.loss, layer_weight=self.layer_weight, label_weight=self.label_weight,
+                          intra_class_weight=self.intra_class_weight)
 
     def final_configs(self) -> tuple[TuneConfig, TuneConfig]:
         """(corpus distillation, task fine-tune) of the found model."""
         distill = TuneConfig(steps=self.final_distill_steps, batch_size=self.pretrain_batch, lr=self.final_lr,
                              loss=self.loss)
         tune = TuneConfig(steps=self.final_finetune_steps, batch_size=self.finetune_batch, lr=self.final_lr,
-                          loss=self.loss, layer_weight=self.layer_weight, label_weight=self.label_weight)
+                          loss=self.loss, layer_weight=self.layer_weight, label_weight=self.label_weight,
+                          intra_class_weight=self.intra_class_weight)
         return distill, tune
