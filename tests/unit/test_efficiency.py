@@ -24,7 +24,15 @@ from trainers.efficiency import (
     token_inputs,
 )
 from trainers.efficiency.hardware import cpu_model_name
+from trainers.efficiency.host_lock import LOCK_DIR_ENV
 from trainers.efficiency.latency import summarise
+
+
+@pytest.fixture(autouse=True)
+def private_lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Measurements here take the host lock in a directory of their own, so a study running on the
+    same machine neither waits for them nor is disturbed (the lock itself: test_measure_lock.py)."""
+    monkeypatch.setenv(LOCK_DIR_ENV, str(tmp_path))
 
 
 @pytest.fixture(autouse=True)
@@ -208,6 +216,8 @@ def test_latency_counts_warmups_and_repeats_and_restores_state() -> None:
     assert lat.n == 7 and (lat.batch, lat.seq_len, lat.threads) == (2, 5, 1)
     assert 0 < lat.median_ms <= lat.p90_ms and lat.mean_ms > 0 and lat.cv >= 0
     assert lat.device == "cpu" and lat.hardware == hardware_label("cpu") != ""
+    assert lat.exclusive and lat.lock_wait_s >= 0  # the host lock is the default
+    # The report's schema is unchanged: the lock's fields stay on the result.
     assert set(lat.as_metrics()) == {"latency_ms", "latency_p90_ms", "latency_cv"}
 
 
@@ -257,7 +267,8 @@ def test_summarise_known_values() -> None:
 @pytest.mark.parametrize(
     "kwargs,field",
     [(dict(batch=0), "batch"), (dict(repeats=0), "repeats"), (dict(warmup=-1), "warmup"),
-     (dict(threads=0), "threads"), (dict(budget_s=0.0), "budget_s"), (dict(min_repeats=0), "min_repeats")],
+     (dict(threads=0), "threads"), (dict(budget_s=0.0), "budget_s"), (dict(min_repeats=0), "min_repeats"),
+     (dict(lock_timeout_s=-1.0), "lock_timeout_s")],
 )
 def test_latency_options_reject_bad_input(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field} must be"):

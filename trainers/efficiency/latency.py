@@ -7,11 +7,14 @@ optimises latency measured on the target GPU. Here: the inputs are built once, w
 absorb one-off costs (allocations, kernel selection), each timed forward is synchronised on CUDA,
 the torch thread count is fixed while measuring and restored after, the garbage collector is paused
 while timing, and the result carries spread (coefficient of variation) and the hardware's name.
+Warm-up and timed forwards run under the host-wide measurement lock (`host_lock.py`), so trials
+sharing a machine do not time at once; the wait for it is reported and never timed.
 """
 from __future__ import annotations
 
 import gc
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -20,6 +23,7 @@ import torch
 from torch import nn
 
 from trainers.efficiency.hardware import hardware_label
+from trainers.efficiency.host_lock import MEASURE_TIMEOUT_S, Hold, exclusive_measurement
 from trainers.efficiency.inputs import MakeInputs, call_model, model_device, token_inputs
 
 
@@ -28,7 +32,10 @@ class LatencyOptions:
     """How to measure. `threads=None` keeps the process's current torch thread count.
 
     `budget_s` bounds the whole measurement (warm-ups included): timed repeats stop once it is
-    spent, but never before `min_repeats` of them, so a slow model still gets a median and a spread.
+    spent, but never before `min_repeats` of them, so a slow model still gets a median and a spread;
+    the wait for the host lock is not part of the budget.
+    `exclusive` holds the host-wide measurement lock while timing (see `host_lock.py`);
+    `lock_timeout_s` bounds the wait for it (None: wait forever), after which it measures anyway.
     """
 
     batch: int = 1
@@ -38,6 +45,8 @@ class LatencyOptions:
     threads: int | None = 1
     budget_s: float | None = None
     min_repeats: int = 3
+    exclusive: bool = True
+    lock_timeout_s: float | None = MEASURE_TIMEOUT_S
 
     def __post_init__(self) -> None:
         for name, low in (("batch", 1), ("seq_len", 1), ("warmup", 0), ("repeats", 1), ("min_repeats", 1)):
@@ -47,6 +56,8 @@ class LatencyOptions:
             raise ValueError(f"threads must be >= 1 or None (keep the current count), got {self.threads}")
         if self.budget_s is not None and self.budget_s <= 0:
             raise ValueError(f"budget_s must be > 0 or None (no budget), got {self.budget_s}")
+        if self.lock_timeout_s is not None and self.lock_timeout_s < 0:
+            raise ValueError(f"lock_timeout_s must be >= 0 or None (wait forever), got {self.lock_timeout_s}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,10 @@ class Latency:
     threads: int
     device: str
     hardware: str
+    #: whether the host-wide measurement lock was held while timing.
+    exclusive: bool = False
+    #: seconds spent waiting for that lock (not part of any timing).
+    lock_wait_s: float = 0.0
 
     def as_metrics(self) -> dict[str, float]:
         """The numeric part, for a trainer's report (the hardware label travels separately)."""
@@ -93,6 +108,7 @@ def measure_latency(
 
     Without `make_inputs` the model needs a Hugging Face-style `config.vocab_size`, and gets random
     token ids. The model's train/eval mode and the torch thread count are restored afterwards.
+    With `options.exclusive` it first waits for the host-wide measurement lock (`host_lock.py`).
     """
     if make_inputs is None:
         vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
@@ -110,7 +126,8 @@ def measure_latency(
             torch.set_num_threads(options.threads)
         threads = torch.get_num_threads()
         model.eval()
-        with torch.inference_mode():
+        with host_lock(options) as hold, torch.inference_mode():
+            # The budget starts once the host is ours: waiting is neither timed nor budgeted.
             start = time.perf_counter()
             for _ in range(options.warmup):
                 call_model(model, inputs)
@@ -142,4 +159,13 @@ def measure_latency(
         threads=threads,
         device=str(device),
         hardware=hardware_label(device),
+        exclusive=hold.held,
+        lock_wait_s=hold.waited_s,
     )
+
+
+def host_lock(options: LatencyOptions) -> AbstractContextManager[Hold]:
+    """The host-wide measurement lock when `options.exclusive`, else a stand-in that holds nothing."""
+    if options.exclusive:
+        return exclusive_measurement(options.lock_timeout_s)
+    return nullcontext(Hold(held=False, waited_s=0.0))
