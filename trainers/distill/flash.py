@@ -44,6 +44,7 @@ from trainers.distill.losses import relative_feature_mse
 from trainers.distill.teacher import Teacher
 from trainers.distill.teacher_cache import TeacherTargets
 from trainers.distill.transfer import DistillHeads, fit_adapter, layer_losses, teacher_layer
+from trainers.efficiency import host_busy
 from trainers.report import Report
 
 
@@ -161,17 +162,20 @@ class FlashDistiller:
         sums = {"loss": 0.0, "attention_kl": 0.0, "feature_loss": 0.0}
         self.student.train()
         for step in range(self.config.steps_per_block):
-            ids = self.batch()
-            mask = torch.ones_like(ids)
-            target_hidden, target_attention = self.targets.layer(ids, layer)
-            if step == 0:
-                with torch.no_grad():
-                    start = self.student(ids, mask, num_blocks=block).hidden_states[-1]
-                fit_adapter(adapter, start, target_hidden)
-            losses = layer_losses(self.student(ids, mask, num_blocks=block), target_hidden, target_attention, block,
-                                  adapter, mask)
-            self.step(optimizer, losses.total, trainable)
-            schedule.step()
+            # One step is one host_busy section: a latency measurement on this host waits for it to
+            # end and holds back the next one, so no trial times its forwards beside this training.
+            with host_busy():
+                ids = self.batch()
+                mask = torch.ones_like(ids)
+                target_hidden, target_attention = self.targets.layer(ids, layer)
+                if step == 0:
+                    with torch.no_grad():
+                        start = self.student(ids, mask, num_blocks=block).hidden_states[-1]
+                    fit_adapter(adapter, start, target_hidden)
+                losses = layer_losses(self.student(ids, mask, num_blocks=block), target_hidden, target_attention, block,
+                                      adapter, mask)
+                self.step(optimizer, losses.total, trainable)
+                schedule.step()
             for key, value in (("loss", losses.total), ("attention_kl", losses.attention_kl),
                                ("feature_loss", losses.feature_loss)):
                 sums[key] += value.item()
@@ -193,27 +197,28 @@ class FlashDistiller:
         sums = {"loss": 0.0, "mlm_loss": 0.0, "hidden_loss": 0.0}
         count = 0
         for step in range(1, cfg.pretrain_steps + 1):
-            self.student.train()
-            clean = self.batch()  # (B, S)
-            ids, labels = mask_tokens(clean.cpu(), self.teacher.tokenizer, cfg.mask_prob, self.generator)
-            ids, labels = ids.to(self.device), labels.to(self.device)
-            mask = torch.ones_like(ids)
-            out = self.student(ids, mask)
-            chosen = labels != IGNORE  # (B, S)
-            decoder = self.student.embeddings.word.weight
-            if not cfg.decoder_trains_embeddings:
-                decoder = decoder.detach()
-            logits = self.heads.mlm(out.last_hidden_state[chosen], decoder)  # (M, vocab)
-            mlm_loss = F.cross_entropy(logits, labels[chosen])
-            if cfg.mlm_normalise:
-                mlm_loss = mlm_loss / math.log(self.student.arch.vocab_size)
-            hidden_ids = clean if cfg.hidden_input == "clean" else ids
-            target, _ = self.targets.layer(hidden_ids, self.teacher.num_layers, attention=False)  # (B, S, D)
-            hidden = out.last_hidden_state if cfg.hidden_input == "masked" else self.student(clean, mask).last_hidden_state
-            hidden_loss = relative_feature_mse(target, adapter(hidden), mask)
-            loss = cfg.alpha * mlm_loss + (1.0 - cfg.alpha) * hidden_loss
-            self.step(optimizer, loss, trainable)
-            schedule.step()
+            with host_busy():  # as in the progressive stages
+                self.student.train()
+                clean = self.batch()  # (B, S)
+                ids, labels = mask_tokens(clean.cpu(), self.teacher.tokenizer, cfg.mask_prob, self.generator)
+                ids, labels = ids.to(self.device), labels.to(self.device)
+                mask = torch.ones_like(ids)
+                out = self.student(ids, mask)
+                chosen = labels != IGNORE  # (B, S)
+                decoder = self.student.embeddings.word.weight
+                if not cfg.decoder_trains_embeddings:
+                    decoder = decoder.detach()
+                logits = self.heads.mlm(out.last_hidden_state[chosen], decoder)  # (M, vocab)
+                mlm_loss = F.cross_entropy(logits, labels[chosen])
+                if cfg.mlm_normalise:
+                    mlm_loss = mlm_loss / math.log(self.student.arch.vocab_size)
+                hidden_ids = clean if cfg.hidden_input == "clean" else ids
+                target, _ = self.targets.layer(hidden_ids, self.teacher.num_layers, attention=False)  # (B, S, D)
+                hidden = out.last_hidden_state if cfg.hidden_input == "masked" else self.student(clean, mask).last_hidden_state
+                hidden_loss = relative_feature_mse(target, adapter(hidden), mask)
+                loss = cfg.alpha * mlm_loss + (1.0 - cfg.alpha) * hidden_loss
+                self.step(optimizer, loss, trainable)
+                schedule.step()
             for key, value in (("loss", loss), ("mlm_loss", mlm_loss), ("hidden_loss", hidden_loss)):
                 sums[key] += value.item()
             count += 1

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from trainers.efficiency import host_busy
 from trainers.report import TrainerError
 from trainers.supernet.options import FinetuneOptions
 
@@ -38,15 +39,18 @@ def fit(params: Iterable[torch.nn.Parameter], loader: DataLoader, options: Finet
         window: list[Mapping[str, float]] = []
         epoch_losses: list[float] = []
         for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            optimizer.zero_grad(set_to_none=True)
-            losses = dict(step_fn(batch, step / total))
-            loss = float(np.mean(list(losses.values())))
-            if not math.isfinite(loss):
-                raise TrainerError(f"training diverged at step {step + 1} (loss {loss}); lower option 'lr'")
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
+            # One step is one host_busy section: a latency measurement on this host waits for it to
+            # end and holds back the next one, so no trial times its forwards beside this training.
+            with host_busy():
+                batch = {k: v.to(device) for k, v in batch.items()}
+                optimizer.zero_grad(set_to_none=True)
+                losses = dict(step_fn(batch, step / total))
+                loss = float(np.mean(list(losses.values())))
+                if not math.isfinite(loss):
+                    raise TrainerError(f"training diverged at step {step + 1} (loss {loss}); lower option 'lr'")
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                schedule.step()
             step += 1
             window.append(losses)
             epoch_losses.append(loss)

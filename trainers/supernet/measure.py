@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from trainers.efficiency import EncoderShape, LatencyOptions, count_params, encoder_flops, measure_latency, token_inputs
+from trainers.efficiency import (EncoderShape, LatencyOptions, count_params, encoder_flops, host_busy, measure_latency,
+                                 token_inputs)
 from trainers.encode import Encoded
 from trainers.supernet.options import MeasureOptions
 from trainers.supernet.standalone import CompactBert
@@ -25,11 +26,13 @@ def evaluate(model: CompactBert, split: Encoded, batch_size: int = 64) -> dict[s
     correct, loss = 0, 0.0
     try:
         for start in range(0, len(split), batch_size):
-            rows = slice(start, start + batch_size)
-            logits = model(split.input_ids[rows].to(device), split.attention_mask[rows].to(device))  # (B, C)
-            labels = split.labels[rows].to(device)
-            loss += float(F.cross_entropy(logits, labels, reduction="sum"))
-            correct += int((logits.argmax(-1) == labels).sum())
+            # A neighbour trial times its forwards only between batches (see trainers/efficiency/host_lock.py).
+            with host_busy():
+                rows = slice(start, start + batch_size)
+                logits = model(split.input_ids[rows].to(device), split.attention_mask[rows].to(device))  # (B, C)
+                labels = split.labels[rows].to(device)
+                loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+                correct += int((logits.argmax(-1) == labels).sum())
     finally:
         model.train(was_training)
     return {"accuracy": correct / len(split), "loss": loss / len(split)}
