@@ -1,9 +1,10 @@
 """`lmnas submit`: send a study to a Ray cluster as a Ray job (the Ray Jobs SDK).
 
 The job runs `lmnas run <study>` on the head node inside an upload of the working directory,
-with the environment variables and pip packages asked for. Results go to the study's
-`storage`, which on a cluster must be a path every node shares or a URI (s3://, gs://, ...):
-the uploaded working directory is a temporary copy.
+with the environment variables and pip packages asked for. The upload is a temporary copy, so a
+relative `storage` is taken relative to `$LMNAS_HOME` of the head (`runs`: `$LMNAS_HOME/runs`) (see
+cluster/storage.py); a study whose trials run on several machines needs a path every node shares or
+a URI (s3://, gs://, ...).
 """
 from __future__ import annotations
 
@@ -19,6 +20,19 @@ from cluster.storage import is_uri
 from orchestrator.errors import LmnasError
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+#: The Python that runs this cluster's workers, for the job's entrypoint. A job's entrypoint is a shell
+#: command with the PATH of the head's `ray start`, which holds neither `lmnas` nor the right `python`
+#: unless that shell had the virtual environment activated. The raylet of the job's cluster (found by
+#: the GCS address Ray gives the job in RAY_ADDRESS) names the interpreter in its command line;
+#: `python3` is the fallback where /proc is missing.
+HEAD_PYTHON = (
+    '"$(for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = raylet ] '
+    '&& tr "\\0" "\\n" < "$p/cmdline" | grep -qxF -- "--gcs-address=$RAY_ADDRESS" '
+    '&& tr "\\0" "\\n" < "$p/cmdline" | sed -n "s/^--python_worker_command=\\([^ ]*\\).*/\\1/p" '
+    '&& break; done | head -n 1 | grep . || echo python3)"'
+)
+#: Log lines of a failed job that `lmnas submit --wait` prints.
+FAILED_LOG_LINES = 20
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -56,9 +70,10 @@ class JobRequest:
                               f"{str(self.working_dir)!r}, which is what the cluster receives; pass --working-dir") from None
 
     def entrypoint(self) -> str:
-        """The command the job runs: `lmnas run` on the study, relative to the uploaded directory."""
+        """The command the job runs: `lmnas run` on the study, relative to the uploaded directory,
+        with the Python that runs the cluster's workers (see `HEAD_PYTHON`)."""
         relative = self.study.resolve().relative_to(self.working_dir.resolve()).as_posix()
-        return f"lmnas run {shlex.quote(relative)}"
+        return f"{HEAD_PYTHON} -m orchestrator.cli run {shlex.quote(relative)}"
 
     def runtime_env(self) -> dict[str, Any]:
         env: dict[str, Any] = {"working_dir": str(self.working_dir.resolve())}
@@ -118,22 +133,35 @@ def apply_constraints(requirements: tuple[str, ...], constraints: tuple[str, ...
 
 
 def storage_warning(storage: str) -> str | None:
-    """Why results could be lost on a cluster: a relative storage path lands in the temporary upload."""
+    """Why results could be out of reach on a cluster: a relative storage path is kept on the head only."""
     if is_uri(storage) or Path(storage).expanduser().is_absolute():
         return None
-    return (f"storage {storage!r} is a relative path: on the cluster it is inside the job's temporary copy of the "
-            "working directory; use an absolute path every node shares or a URI such as s3://bucket/studies")
+    return (f"storage {storage!r} is a relative path: in a job it becomes $LMNAS_HOME/{storage} on the head "
+            "node, where trials on other nodes cannot write; use an absolute path every node shares or a URI "
+            "such as s3://bucket/studies")
 
 
 def client(address: str) -> Any:
+    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     try:
         return JobSubmissionClient(address)
+    except AuthenticationError:
+        raise authentication_error(address) from None
     except (ConnectionError, RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SubmitError(f"cannot reach the Ray dashboard at {address}: {first}; "
+        raise SubmitError(f"cannot reach the Ray dashboard at {address}: {first_line(e)}; "
                           "check --address (the dashboard's http://host:port)") from None
+
+
+def first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def authentication_error(address: str) -> SubmitError:
+    return SubmitError(f"the Ray cluster at {address} refused the token (or found none); set RAY_AUTH_MODE=token "
+                       "and the cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token")
 
 
 def submit(request: JobRequest, agent_wait_s: float = 60.0) -> str:
@@ -141,6 +169,8 @@ def submit(request: JobRequest, agent_wait_s: float = 60.0) -> str:
 
     A freshly started head answers "No available agent" until its job agent is up: retried for
     up to `agent_wait_s`."""
+    from ray.exceptions import AuthenticationError
+
     c = client(request.address)
     job_id = request.job_id or default_job_id(request.study)
     deadline = time.monotonic() + agent_wait_s
@@ -148,10 +178,11 @@ def submit(request: JobRequest, agent_wait_s: float = 60.0) -> str:
         try:
             return c.submit_job(entrypoint=request.entrypoint(), runtime_env=request.runtime_env(),
                                 submission_id=job_id, metadata={"lmnas_study": request.study.name})
+        except AuthenticationError:
+            raise authentication_error(request.address) from None
         except RuntimeError as e:
             if "No available agent" not in str(e) or time.monotonic() > deadline:
-                first = str(e).strip().splitlines()[0]
-                raise SubmitError(f"the cluster refused the job: {first}") from None
+                raise SubmitError(f"the cluster refused the job: {first_line(e)}") from None
             time.sleep(2)
 
 
@@ -179,6 +210,15 @@ def wait(address: str, job_id: str, timeout_s: float | None = None, poll_s: floa
         if deadline is not None and time.monotonic() > deadline:
             raise SubmitError(f"job {job_id} still {status} after {timeout_s:.0f} s")
         time.sleep(poll_s)
+
+
+def failure_lines(address: str, job_id: str, lines: int = FAILED_LOG_LINES) -> list[str]:
+    """Why a job failed: Ray's status message and the last `lines` lines of its log."""
+    c = client(address)
+    info = c.get_job_info(job_id)
+    tail = c.get_job_logs(job_id).rstrip().splitlines()[-lines:]
+    message = (info.message or "").strip().splitlines()
+    return ([message[0]] if message else []) + tail
 
 
 def default_address() -> str:

@@ -88,10 +88,26 @@ class StudyLocation:
         return download_files(self.uri, self.local) > 0
 
 
+def in_ray_job() -> bool:
+    """Whether this process is the driver of a submitted Ray job (Ray sets this variable for it alone)."""
+    return "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
+
+
+def local_storage(storage: str) -> Path:
+    """The directory a storage path names. A job's working directory is a temporary upload (shared by
+    every job of the same upload and deleted with the session), so there a relative path is taken
+    relative to $LMNAS_HOME instead (the default `runs` is $LMNAS_HOME/runs), where the results
+    outlive the job and a resubmission finds them."""
+    path = Path(storage).expanduser()
+    if not path.is_absolute() and in_ray_job():
+        return lmnas_home() / path
+    return path.absolute()
+
+
 def study_location(storage: str, name: str) -> StudyLocation:
     """The location of study `name` in `storage` (a path or a URI)."""
     if not is_uri(storage):
-        return StudyLocation(Path(storage).expanduser().absolute() / name)
+        return StudyLocation(local_storage(storage) / name)
     uri = join(storage, name)
     return StudyLocation(mirror_dir(uri), uri)
 

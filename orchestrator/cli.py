@@ -171,7 +171,10 @@ def cmd_submit(ns: argparse.Namespace) -> int:
     if not ns.wait:
         return 0
     status = jobs.wait(request.address, job_id, on_status=lambda s: print(f"job {job_id}: {s}", flush=True))
-    return 0 if status == "SUCCEEDED" else 1
+    if status == "SUCCEEDED":
+        return 0
+    print("\n".join(jobs.failure_lines(request.address, job_id)), file=sys.stderr)
+    return 1
 
 
 def open_study(target: str) -> "StudyLocation":

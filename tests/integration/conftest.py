@@ -32,10 +32,19 @@ def free_port() -> int:
 
 
 def ray_env() -> dict[str, str]:
-    # The project's scripts (lmnas, ray) on PATH, as in an activated virtual environment: a Ray
-    # job's entrypoint is a shell command run with the head's environment.
+    """The environment of the head and its clients: loopback, one token, and the project's scripts
+    (lmnas, ray) on PATH, as in an activated virtual environment."""
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     return {**os.environ, **LOOPBACK, **AUTH, "PYTHONUNBUFFERED": "1", "PATH": path}
+
+
+def head_env() -> dict[str, str]:
+    """The head's environment: as `ray_env()`, but with no Python environment on PATH, as when `ray
+    start` is run by the virtual environment's absolute path. A job's entrypoint is a shell command
+    run with this environment, so nothing a job needs may come from PATH."""
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    return {**ray_env(), "PATH": path}
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,7 @@ def ray_head() -> Iterator[RayHead]:
          # the machine; the job agent would fail to bind and jobs would wait for it forever.
          f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}"],
         # custom metrics reach the metrics endpoint every 2 s instead of 10 s, so tests see them
-        env={**ray_env(), "RAY_metrics_report_interval_ms": "2000"},
+        env={**head_env(), "RAY_metrics_report_interval_ms": "2000"},
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     address = f"127.0.0.1:{port}"

@@ -91,7 +91,8 @@ def test_ray_job_submit_runs_a_study_readable_while_it_runs(tmp_path: Path, clus
     for _ in range(60):  # the head's job agent starts a little after its dashboard
         submit = run(str(Path(sys.executable).with_name("ray")), "job", "submit", "--address", ray_head.dashboard_url,
                      "--working-dir", str(work), "--submission-id", "job-zdt1", "--no-wait",
-                     "--runtime-env-json", json.dumps({"env_vars": {"LMNAS_HOME": str(home)}}),
+                     # `lmnas` is not on the head's PATH: the job's own environment puts it there
+                     "--runtime-env-json", json.dumps({"env_vars": {"LMNAS_HOME": str(home), "PATH": env["PATH"]}}),
                      "--", "lmnas", "run", "study.yaml", env=env)
         if "No available agent" not in submit.stderr:
             break
@@ -173,3 +174,42 @@ def test_lmnas_submit_sends_env_and_waits(tmp_path: Path, cluster_client: RayHea
                         str(work))
     assert unreachable.returncode == 2 and "cannot reach the Ray dashboard" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+
+
+@pytest.mark.timeout(900)
+def test_a_resubmitted_study_keeps_its_results_and_is_refused_naming_resume(tmp_path: Path,
+                                                                           cluster_client: RayHead) -> None:
+    """A relative `storage` inside a job lands under $LMNAS_HOME/runs, not in the upload; the same
+    submission again fails naming `lmnas resume`, and `--wait` shows why. The entrypoint finds the
+    head's Python although the head's PATH has none."""
+    ray_head = cluster_client
+    wait_for_dashboard(ray_head)
+    work = working_dir(tmp_path, study("again-zdt1", "runs", num_trials=2, step_seconds=0.0))
+    home = tmp_path / "home"
+    submit = ("submit", str(work / "study.yaml"), "--address", ray_head.dashboard_url, "--working-dir", str(work),
+              "--env", f"LMNAS_HOME={home}", "--wait")
+    first = lmnas(*submit, "--job-id", "again-1")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert len(pd.read_parquet(home / "runs" / "again-zdt1" / "trials.parquet")) == 2
+    assert not (work / "runs").exists()
+
+    second = lmnas(*submit, "--job-id", "again-2")
+    assert second.returncode == 1
+    assert second.stdout.strip().endswith("job again-2: FAILED")
+    assert "already holds results; continue it with `lmnas resume" in second.stderr, second.stderr
+    assert len(pd.read_parquet(home / "runs" / "again-zdt1" / "trials.parquet")) == 2  # untouched
+
+
+@pytest.mark.timeout(300)
+def test_submit_without_the_token_is_one_line_and_exit_2(tmp_path: Path, cluster_client: RayHead) -> None:
+    ray_head = cluster_client
+    wait_for_dashboard(ray_head)
+    work = working_dir(tmp_path, study("no-token", "runs", num_trials=1, step_seconds=0.0))
+    env = {k: v for k, v in ray_env().items() if k != "RAY_AUTH_TOKEN"}
+    for mode in ("token", "disabled"):
+        refused = lmnas("submit", str(work / "study.yaml"), "--address", ray_head.dashboard_url, "--working-dir",
+                        str(work), env={**env, "RAY_AUTH_MODE": mode, "HOME": str(tmp_path)})
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        assert "Traceback" not in refused.stderr
+        lines = [ln for ln in refused.stderr.splitlines() if ln.startswith("lmnas: error")]
+        assert len(lines) == 1 and "token" in lines[0], refused.stderr

@@ -47,6 +47,17 @@ def test_a_path_is_used_as_it_is_a_uri_gets_a_stable_mirror(tmp_path: Path, home
     assert remote.directory == study_location(uri, "page-study").local
 
 
+def test_inside_a_job_a_relative_storage_is_kept_under_lmnas_home(tmp_path: Path, home: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's working directory is a temporary upload: results there would vanish with the session."""
+    monkeypatch.chdir(tmp_path)
+    assert study_location("runs", "s1").local == tmp_path / "runs" / "s1"
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")  # what Ray sets for a job's driver
+    assert study_location("runs", "s1").local == home / "runs" / "s1"
+    assert study_location("sub/dir", "s1").local == home / "sub" / "dir" / "s1"
+    assert study_location(str(tmp_path / "shared"), "s1").local == tmp_path / "shared" / "s1"
+
+
 def test_results_reach_the_uri_and_come_back_on_another_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                                   ) -> None:
     bucket = tmp_path / "bucket"
