@@ -112,12 +112,17 @@ def study_location(storage: str, name: str) -> StudyLocation:
     return StudyLocation(mirror_dir(uri), uri)
 
 
-def location_of(target: str) -> StudyLocation:
-    """The location of an existing study given as a directory or a URI (for status, report, resume)."""
+def location_of(target: str, reader: bool = False) -> StudyLocation:
+    """The location of an existing study given as a directory or a URI (for status, report, resume).
+
+    A `reader` (status, report) of a URI gets a mirror of its own: the driver's mirror on the same
+    machine is the driver's to write, and copying the URI's files into it could put older files over
+    newer ones the driver has not pushed yet."""
     if not is_uri(target):
         return StudyLocation(Path(target).expanduser().absolute())
     check_storage(target)
-    return StudyLocation(mirror_dir(target.rstrip("/")), target.rstrip("/"))
+    uri = target.rstrip("/")
+    return StudyLocation(mirror_dir(uri, "readers" if reader else "studies"), uri)
 
 
 def subdirectory_names(uri: str) -> list[str]:
@@ -131,10 +136,19 @@ def subdirectory_names(uri: str) -> list[str]:
                   if e.type == fs.FileType.Directory)
 
 
-def mirror_dir(uri: str) -> Path:
-    """The local mirror of a study URI: stable, so a later command on this machine finds it again."""
-    digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
-    return lmnas_home() / "studies" / digest / uri.rstrip("/").rsplit("/", 1)[-1]
+def mirror_dir(uri: str, kind: str = "studies") -> Path:
+    """The local mirror of a study URI: stable, so a later command on this machine finds it again
+    (`kind`: "studies" for drivers, "readers" for commands that only read the study)."""
+    return lmnas_home() / kind / uri_digest(uri) / uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def snapshot_dir(study: str) -> Path:
+    """Where a reader writes a report of a running study (a directory or URI): never into the study."""
+    return lmnas_home() / "reports" / uri_digest(study) / study.rstrip("/").rsplit("/", 1)[-1]
+
+
+def uri_digest(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()[:16]
 
 
 def upload_files(paths: Iterable[Path], uri: str) -> None:

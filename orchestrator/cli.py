@@ -177,13 +177,14 @@ def cmd_submit(ns: argparse.Namespace) -> int:
     return 1
 
 
-def open_study(target: str) -> "StudyLocation":
-    """A study directory, or the local mirror of a study URI brought up to date."""
+def open_study(target: str, reader: bool = False) -> "StudyLocation":
+    """A study directory, or the local mirror of a study URI brought up to date (a mirror of its
+    own for a `reader`, which never writes where a driver does)."""
     from cluster.storage import location_of
     from orchestrator.errors import ResultsError
 
     try:
-        location = location_of(target)
+        location = location_of(target, reader=reader)
     except ValueError as e:
         raise ResultsError(f"{target!r}: {e}") from None
     if not location.pull():
@@ -234,15 +235,24 @@ def cmd_distill(ns: argparse.Namespace) -> int:
 def cmd_status(ns: argparse.Namespace) -> int:
     from orchestrator.report import load_summary, print_summary
 
-    location = open_study(ns.directory)
+    location = open_study(ns.directory, reader=True)
     print_summary(load_summary(location.local), location.shown)
     return 0
 
 
 def cmd_report(ns: argparse.Namespace) -> int:
+    from cluster.storage import snapshot_dir
     from orchestrator.report import write_report
+    from orchestrator.study_page import page_is_live
 
-    location = open_study(ns.directory)
+    location = open_study(ns.directory, reader=True)
+    if page_is_live(location.local):
+        # A driver is writing the study (or was killed mid-run): its live page stays its own.
+        out = snapshot_dir(location.shown)
+        png, html = write_report(location.local, out)
+        print(f"wrote {png}\nwrote {html}\n(a snapshot: the study is running, or its driver stopped before the "
+              f"end and `lmnas resume {location.shown}` finishes it; its own page is {location.shown}/report.html)")
+        return 0
     png, html = write_report(location.local)
     location.push([png.name, html.name])
     print(f"wrote {png}\nwrote {html}" + (f"\ncopied to {location.uri}" if location.uri else ""))

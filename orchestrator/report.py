@@ -63,16 +63,19 @@ def render_png(summary: Summary, trials: pd.DataFrame, objectives: Objectives) -
     return buf.getvalue()
 
 
-def write_report(directory: Path) -> tuple[Path, Path]:
-    """Write report.png and the study page (report.html, as the live page but final) into the directory."""
+def write_report(directory: Path, out: Path | None = None) -> tuple[Path, Path]:
+    """Write report.png and the study page (report.html, as the live page but final) into `out`
+    (default: the study directory)."""
     directory = Path(directory)
+    out = directory if out is None else Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     study = load_saved_study(directory)
     trials = load_trials(directory)
     summary = summarise(trials, study.objectives, study.constraints)
     png = render_png(summary, trials, study.objectives)
-    png_path, html_path = directory / REPORT_PNG, directory / REPORT_HTML
+    png_path, html_path = out / REPORT_PNG, out / REPORT_HTML
     from orchestrator.results import atomic_write_bytes
 
     atomic_write_bytes(png_path, png)
-    write_page(directory, study.name, study.objectives, trials, summary, live=False)
+    write_page(out, study.name, study.objectives, trials, summary, live=False)
     return png_path, html_path

@@ -166,6 +166,7 @@ def execute(plan: TrialPlan, address: str | None, progress: bool) -> RunOutcome:
     study, store = plan.study, plan.store
     watch = study_progress(study, store, console=progress)
     plan.on_change = watch
+    watch()  # the live page from the start: readers see a running study (orchestrator/study_page.py)
     try:
         with ray_session(address):
             plan = adopt(plan, before_trials(study, plan.space))

@@ -19,6 +19,8 @@ from orchestrator.results import FINISHED_STATUSES, Summary, atomic_write_text, 
 from orchestrator.svg import Point, esc, line_chart, scatter
 
 REPORT_HTML = "report.html"
+#: the mark of a page a running driver keeps writing.
+LIVE_STATE = 'class="live" id="state"'
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;background:#fff}
 .charts{display:flex;flex-wrap:wrap;gap:16px}svg{background:#fff;border:1px solid #ddd}
@@ -115,7 +117,7 @@ def render_page(
     hv_html = (f'<span id="hypervolume" data-value="{esc(repr(hv))}">{hv:.6g}</span>' if hv is not None
                else '<span id="hypervolume">n/a</span>')
     refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if live else ""
-    state = (f'<p class="live" id="state">running: this page reloads every {int(refresh_s)} s</p>' if live
+    state = (f'<p {LIVE_STATE}>running: this page reloads every {int(refresh_s)} s</p>' if live
              else '<p class="final" id="state">final</p>')
     front_cols = [col for col in summary.front.columns]
     return f"""<!doctype html>
@@ -136,6 +138,16 @@ Hypervolume: {hv_html}. Updated {esc(now.strftime("%Y-%m-%d %H:%M:%S %Z"))}.</p>
 {table(trials, trial_columns(trials, objectives), "trials")}
 </body></html>
 """
+
+
+def page_is_live(directory: Path) -> bool:
+    """Whether the study's page says a driver is running it (it writes the page live from its start
+    and final at its end; a driver that was killed leaves it live until the study is resumed)."""
+    path = Path(directory) / REPORT_HTML
+    try:
+        return LIVE_STATE in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
 
 
 def write_page(

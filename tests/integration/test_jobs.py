@@ -108,20 +108,22 @@ def test_ray_job_submit_runs_a_study_readable_while_it_runs(tmp_path: Path, clus
         if 'study="job-zdt1"' not in metrics:
             metrics = scrape(ray_head.metrics_url)
         if not seen_running_report and (tmp_path / "bucket" / "job-zdt1" / "trials.parquet").exists():
-            # the study is read from its URI while the job writes it
-            # in this process (an interpreter start costs seconds on a busy machine), as another reader
-            monkeypatch.setenv("LMNAS_HOME", str(tmp_path / "reader"))
+            # the study is read from its URI while the job writes it, on the driver's machine with the
+            # driver's LMNAS_HOME; in this process (an interpreter start costs seconds on a busy machine)
+            monkeypatch.setenv("LMNAS_HOME", str(home))
+            driver_mirror = next(home.glob("studies/*/job-zdt1"), None)
             assert main(["status", uri]) == 0
             status_out = capsys.readouterr().out
             assert main(["report", uri]) == 0
-            capsys.readouterr()
+            report_out = capsys.readouterr().out
+            html = Path([ln for ln in report_out.splitlines() if ln.startswith("wrote ")][-1][len("wrote "):])
+            assert driver_mirror is None or not html.is_relative_to(driver_mirror)  # readers write elsewhere
             counts = re.search(r"trials: (\d+) completed, (\d+) stopped early, (\d+) running, (\d+) failed", status_out)
             assert counts, status_out
             completed, _, running, failed = map(int, counts.groups())
-            page = (tmp_path / "reader").glob("studies/*/job-zdt1/report.html")
             in_progress = completed + failed < 8  # read before the study finished
             seen_running_status |= in_progress
-            seen_running_report |= in_progress and next(page).read_text().count("<circle") == completed
+            seen_running_report |= in_progress and html.read_text().count("<circle") == completed
         time.sleep(0.5)
     logs = run(str(Path(sys.executable).with_name("ray")), "job", "logs", "--address", ray_head.dashboard_url,
                "job-zdt1").stdout
