@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 from ray import tune
 from ray.tune.experiment import Trial
+from ray.tune.logger import JsonLoggerCallback
 from ray.tune.result import AUTO_RESULT_KEYS
 from ray.tune.schedulers import FIFOScheduler as TuneFIFOScheduler
 from ray.tune.schedulers import TrialScheduler
@@ -215,7 +216,7 @@ def error_text(trial: Trial) -> str:
 
 def make_trainable(
     trainer_module: str, space: SearchSpace, options: Mapping[str, Any], seed: int, directory: Path,
-    publish_uri: str | None = None,
+    publish_uri: str | None = None, study_name: str = "",
 ) -> Callable[[dict[str, Any]], None]:
     """A Tune function trainable that runs a trainer through the trainer contract.
 
@@ -228,6 +229,7 @@ def make_trainable(
     def lmnas_trial(config: dict[str, Any]) -> None:
         module = importlib.import_module(trainer_module)
         trial_id = str(config.get("trial_id") or tune.get_context().get_trial_id())
+        name_log_lines(actor_name(study_name, trial_id))
         last: dict[str, float] = {}
 
         def report(metrics: Mapping[str, float]) -> None:
@@ -245,6 +247,23 @@ def make_trainable(
     return lmnas_trial
 
 
+def actor_name(study_name: str, trial_id: str) -> str:
+    """How a trial's actor is named in the dashboard and in the driver's log prefix."""
+    return f"lmnas:{study_name}/{trial_id}"
+
+
+def name_log_lines(name: str) -> None:
+    """Prefix the worker's following output lines with `name` in the driver's log (and `ray job
+    logs`). Ray names an actor's lines once, when it is created; a reused actor runs many trials, so
+    each trial renames them with the line Ray's log monitor reads for that (ray_constants)."""
+    import sys
+
+    from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME
+
+    for stream in (sys.stdout, sys.stderr):
+        print(f"{LOG_PREFIX_ACTOR_NAME}{name}", file=stream, flush=True)
+
+
 def trial_resources(resources: Resources) -> dict[str, float]:
     """A trial's Ray resources: CPUs and GPUs, fractions included (Ray packs fractional GPUs)."""
     return {"cpu": resources.cpu, "gpu": resources.gpu}
@@ -259,7 +278,7 @@ def named_trainable(trainable: Callable[[dict[str, Any]], None], study_name: str
     name = f"lmnas:{study_name}"
 
     def __repr__(self: Any) -> str:  # the dashboard's and the log prefix's name of the actor
-        return f"{name}/{self.config.get('trial_id', self.trial_id)}"
+        return actor_name(study_name, self.config.get("trial_id", self.trial_id))
 
     return type(name, (base,), {"_name": name, "__qualname__": name, "__repr__": __repr__})
 
@@ -269,7 +288,7 @@ def run_tune(plan: TrialPlan) -> None:
     study = plan.study
     location = study_location(study.storage, study.name)
     trainable = make_trainable(plan.trainer_module, plan.space, plan.options, study.seed, plan.directory,
-                               publish_uri=location.uri)
+                               publish_uri=location.uri, study_name=study.name)
     tune_searcher = TuneSearcher(plan.searcher, plan.directory, plan.replay)
     tune_scheduler = TuneScheduler(plan.scheduler, plan.directory, study.budget.trial_timeout_s)
     tuner = tune.Tuner(
@@ -288,7 +307,10 @@ def run_tune(plan: TrialPlan) -> None:
             name=f"tune-{plan.run_index}",
             # A study URI is Tune's storage too (pyarrow.fs): its experiment state reaches every node.
             storage_path=location.uri or str(plan.directory),
-            callbacks=[ResultsCallback(plan.store, tune_scheduler, plan.on_change)],
+            # JsonLoggerCallback: each trial's params.json / result.json in Tune's own layout, so
+            # Tune's ExperimentAnalysis and TensorBoard-style tools read a study (and Tune's end-of-run
+            # analysis finds them instead of warning once per trial).
+            callbacks=[ResultsCallback(plan.store, tune_scheduler, plan.on_change), JsonLoggerCallback()],
             failure_config=tune.FailureConfig(max_failures=study.budget.max_retries),
             verbose=0,
         ),

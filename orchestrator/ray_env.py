@@ -18,6 +18,10 @@ QUIET_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AIR_NEW_OUTPUT": "0",
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Trial output in a job's log stays one line per trial, each under its trial's name: Ray would
+    # fold lines that differ only in ids into "[repeated 6x across cluster]" and colour the prefixes.
+    "RAY_DEDUP_LOGS": "0",
+    "RAY_COLOR_PREFIX": "0",
 }
 
 # The loopback values this module set itself (a user's own setting is never taken back).

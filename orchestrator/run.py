@@ -46,7 +46,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     # Inside a Ray job (`ray job submit -- lmnas run ...`) RAY_ADDRESS names the job's cluster.
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        ray.init(address=address, log_to_driver=False)
+        # Joined (a job, a cluster): trial output goes to the driver's log, which `ray job logs`
+        # shows, each line prefixed with its trial (ray_adapters.name_log_lines); Ray's own INFO
+        # lines stay out of it.
+        ray.init(address=address, log_to_driver=True, configure_logging=True, logging_level="ERROR")
     else:
         ray.init(
             address="local",

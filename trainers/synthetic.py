@@ -35,6 +35,8 @@ class SyntheticOptions:
     fail_below_x0: float = -1.0
     #: how an injected failure shows: an exception, the worker process dying, or a hang.
     failure_mode: Literal["raise", "exit", "hang"] = "raise"
+    #: print one line per step (a trainer's own output, as real trainers print progress).
+    print_steps: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -120,5 +122,7 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
         values = final + bias * (opts.steps - step) / opts.steps
         metrics = {f"f{i + 1}": float(v) for i, v in enumerate(values)}
         metrics["step"] = float(step)
+        if opts.print_steps:
+            print(f"trial {ctx.trial_id} step {step}/{opts.steps}", flush=True)
         report(metrics)
     return metrics

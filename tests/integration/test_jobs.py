@@ -85,6 +85,7 @@ def test_ray_job_submit_runs_a_study_readable_while_it_runs(tmp_path: Path, clus
     wait_for_dashboard(ray_head)
     bucket = (tmp_path / "bucket").as_uri()
     data = study("job-zdt1", bucket, num_trials=8, step_seconds=2.0)
+    data["trainer"]["options"]["print_steps"] = True
     work = working_dir(tmp_path, data)
     home = tmp_path / "home"
     env = {**ray_env(), "LMNAS_HOME": str(home)}
@@ -142,6 +143,17 @@ def test_ray_job_submit_runs_a_study_readable_while_it_runs(tmp_path: Path, clus
     assert (remote / "report.png").read_bytes()[:4] == b"\x89PNG"
     assert any(p.name.startswith("tune-") for p in remote.iterdir())  # Tune's own state went to the URI too
     assert "[job-zdt1] 8/8 trials" in logs  # the log's progress lines
+    # trial output is in the job's log, each line under the trial that printed it (actors are reused)
+    printed = re.findall(r"\(lmnas:job-zdt1/(\w+) pid=\d+[^)]*\) trial (\w+) step \d/3", logs)
+    assert len({tid for tid, _ in printed}) == len(ok), (len(ok), printed)
+    assert all(prefix == tid for prefix, tid in printed), printed
+    assert "FileNotFoundError" not in logs and "Failed to fetch metrics" not in logs
+    # Tune's own per-trial files: standard tools read the study
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(next(p for p in remote.iterdir() if p.name.startswith("tune-"))))
+    reported = trials[trials["num_reports"] > 0]  # a trial that failed before its first report has no result
+    assert sorted(analysis.dataframe()["trial_id"]) == sorted(reported["trial_id"])
 
     # the study's gauges reached the head's metrics agent (for the dashboard's metrics view)
     assert 'ray_lmnas_trials{' in metrics and 'study="job-zdt1"' in metrics
