@@ -22,6 +22,7 @@ from ray.tune.trainable import wrap_function
 
 from cluster.storage import join, study_location, upload_dir
 
+from orchestrator.errors import StudyError
 from orchestrator.plan import TrialPlan
 from orchestrator.resume import SCHEDULER_STATE_FILE, SEARCHER_STATE_FILE, BackgroundSaver
 from orchestrator.results import COMPLETED, FAILED, STOPPED, ResultsStore, atomic_write_text
@@ -281,6 +282,26 @@ def named_trainable(trainable: Callable[[dict[str, Any]], None], study_name: str
         return actor_name(study_name, self.config.get("trial_id", self.trial_id))
 
     return type(name, (base,), {"_name": name, "__qualname__": name, "__repr__": __repr__})
+
+
+def check_placement(resources: Resources, joined: bool) -> None:
+    """Before any trial (and any stage): a trial that no node can hold is one line, not a study that
+    waits forever. On a joined cluster an autoscaler may still add such a node, so there it is a notice."""
+    import sys
+
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= resources.cpu and r.get("GPU", 0) >= resources.gpu for r in nodes):
+        return
+    largest = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
+    asked = f"a trial asks for {resources.cpu:g} CPUs and {resources.gpu:g} GPUs"
+    has = f"{largest.get('CPU', 0):g} CPUs and {largest.get('GPU', 0):g} GPUs"
+    if not joined:
+        raise StudyError("resources", f"{asked}, but this machine has {has}; lower resources.cpu / resources.gpu, "
+                                      "or run on a cluster that has such a node with --address")
+    print(f"lmnas: {asked}; no node of the cluster has that now (the largest: {has}); the trials wait until "
+          "an autoscaler adds one (Ctrl-C stops the study)", file=sys.stderr, flush=True)
 
 
 def run_tune(plan: TrialPlan) -> None:

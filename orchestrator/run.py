@@ -164,7 +164,7 @@ def close_searcher(searcher: Searcher) -> None:
 
 def execute(plan: TrialPlan, address: str | None, progress: bool) -> RunOutcome:
     """Drive the plan's trials on Ray; whatever happens, leave the directory consistent."""
-    from orchestrator.ray_adapters import run_tune
+    from orchestrator.ray_adapters import check_placement, run_tune
 
     study, store = plan.study, plan.store
     watch = study_progress(study, store, console=progress)
@@ -172,6 +172,7 @@ def execute(plan: TrialPlan, address: str | None, progress: bool) -> RunOutcome:
     watch()  # the live page from the start: readers see a running study (orchestrator/study_page.py)
     try:
         with ray_session(address):
+            check_placement(study.resources, joined=ray_env.joins_cluster(address))
             plan = adopt(plan, before_trials(study, plan.space))
             run_tune(plan)
             # Inside the session: a stage after the trials may run Ray tasks (regular distillation).

@@ -74,3 +74,18 @@ def test_run_status_report_through_the_cli(tmp_path: Path, ray_address: str) -> 
     again = lmnas("run", str(path), "--address", ray_address, cwd=tmp_path)
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert "Traceback" not in again.stderr and len(again.stderr.strip().splitlines()) == 1
+
+
+def test_a_trial_no_machine_can_hold_fails_before_any_trial(tmp_path: Path) -> None:
+    """Embedded on this CPU machine, a trial asking for a GPU is one line and exit 2, not a study that
+    waits forever for a node that will never come."""
+    study = {**STUDY, "storage": str(tmp_path / "runs"), "resources": {"cpu": 1, "gpu": 1}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    done = lmnas("run", str(path), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("lmnas: error")]
+    assert len(errors) == 1 and "resources: a trial asks for 1 CPUs and 1 GPUs" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "runs" / "e2e" / "trials.parquet").exists() or \
+        pd.read_parquet(tmp_path / "runs" / "e2e" / "trials.parquet").empty
