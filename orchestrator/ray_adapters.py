@@ -67,9 +67,14 @@ class TuneSearcher(TuneSearcherBase):
     It first hands out `replay` (trials of an interrupted run, under their old ids), then asks the
     searcher. Its JSON state is saved beside the results after every suggestion and every finished
     trial, so a study stopped at any moment resumes the same search.
+
+    A suggestion that builds a network already evaluated to completion (`space.network_key`: e.g.
+    SMALL's 0 layers with any heads) is not trained again: its trial reports the stored metrics at
+    once (`reused_from` names the source), so the searcher still sees an observation for it.
     """
 
-    def __init__(self, searcher: Searcher, state_dir: Path, replay: list[tuple[str, dict[str, Any]]] = ()) -> None:
+    def __init__(self, searcher: Searcher, state_dir: Path, replay: list[tuple[str, dict[str, Any]]] = (),
+                 space: SearchSpace | None = None, store: ResultsStore | None = None) -> None:
         super().__init__(metric=None, mode=None)
         # Not named `searcher`: Tune treats any object with that attribute as a wrapper.
         self.inner = searcher
@@ -77,12 +82,30 @@ class TuneSearcher(TuneSearcherBase):
         self.replay = list(replay)
         self.ids: dict[str, str] = {}
         self.saver = BackgroundSaver(searcher.state_dict, state_dir / SEARCHER_STATE_FILE)
+        self.space, self.store = space, store
+        self.network_keys: dict[str, str] = {}  # study trial id -> network key, of completed trials
+
 
     # Tune pickles its search algorithm into its experiment state, which lmnas never restores from
     # (studies resume from searcher_state.json): keep only the JSON state, so searchers that
     # hold threads or clients need not be picklable.
     def __getstate__(self) -> dict[str, Any]:
         return {"state_dir": self.state_dir}
+
+    def evaluated(self, config: Mapping[str, Any]) -> tuple[str, dict[str, float | str]] | None:
+        """(trial id, final metrics) of a completed trial that built the same network, if any."""
+        if self.space is None or self.store is None:
+            return None
+        key = self.space.network_key(config)
+        for tid, record in list(self.store.trials.items()):
+            if record.status != COMPLETED:
+                continue
+            if tid not in self.network_keys:
+                self.network_keys[tid] = self.space.network_key(record.config)
+            if self.network_keys[tid] == key:
+                return tid, dict(record.metrics)
+        return None
+
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.replay:
@@ -97,6 +120,9 @@ class TuneSearcher(TuneSearcherBase):
                 return None
             config = suggested
         self.ids[trial_id] = study_id
+        if (found := self.evaluated(config)) is not None:
+            source, metrics = found
+            return {"arch": config, "trial_id": study_id, "reuse": {"trial_id": source, "metrics": metrics}}
         return {"arch": config, "trial_id": study_id}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -231,6 +257,9 @@ def make_trainable(
         module = importlib.import_module(trainer_module)
         trial_id = str(config.get("trial_id") or tune.get_context().get_trial_id())
         name_log_lines(actor_name(study_name, trial_id))
+        if (reuse := config.get("reuse")) is not None:  # the same network was evaluated already
+            tune.report({**reuse["metrics"], "reused_from": reuse["trial_id"]})
+            return
         last: dict[str, float] = {}
 
         def report(metrics: Mapping[str, float]) -> None:
@@ -310,7 +339,7 @@ def run_tune(plan: TrialPlan) -> None:
     location = study_location(study.storage, study.name)
     trainable = make_trainable(plan.trainer_module, plan.space, plan.options, study.seed, plan.directory,
                                publish_uri=location.uri, study_name=study.name)
-    tune_searcher = TuneSearcher(plan.searcher, plan.directory, plan.replay)
+    tune_searcher = TuneSearcher(plan.searcher, plan.directory, plan.replay, plan.space, plan.store)
     tune_scheduler = TuneScheduler(plan.scheduler, plan.directory, study.budget.trial_timeout_s)
     tuner = tune.Tuner(
         named_trainable(trainable, study.name, study.resources),

@@ -68,6 +68,12 @@ class SearchSpace(ABC):
         self.check(config)
         return {d.name: to_python(config[d.name]) for d in self.dims}
 
+    def network_key(self, config: Mapping[str, Any]) -> str:
+        """The identity of the network a configuration builds: configurations with equal keys are
+        the same network, so one evaluation serves them all. Spaces whose different configurations
+        can build one network (e.g. 0 layers with any heads) override this."""
+        return repr(sorted(self.normalise(config).items()))
+
     # ---- sampling and moves -----------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Config:
         """A random valid configuration (independent per dimension, rejection for validity)."""

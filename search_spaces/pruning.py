@@ -73,6 +73,11 @@ class PruningSpace(SearchSpace):
     def metrics(self, config: Mapping[str, Any]) -> dict[str, float]:
         return dict(count_params(self.shape, self.architecture(config)))
 
+    def network_key(self, config: Mapping[str, Any]) -> str:
+        """The kept heads and units: SMALL's 0 layers with any heads and units, or MEDIUM's layer
+        with 0 heads in either order of its dims, are one network."""
+        return repr(self.architecture(config))
+
 
 class SmallSpace(PruningSpace):
     """SMALL: the first `num_layers` layers, each with its first `num_heads` heads and `num_units` units.

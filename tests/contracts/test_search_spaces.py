@@ -118,3 +118,14 @@ def test_invalid_configurations_are_refused(space: SearchSpace) -> None:
             space.check(b)
         with pytest.raises(InvalidArchitectureError):
             space.normalise(b)
+
+
+def test_a_network_key_identifies_the_network(space: SearchSpace) -> None:
+    """Equal for a configuration and its normalised copy, and the same analytic size under one key
+    (configurations with one key are one network; searches reuse one evaluation for them)."""
+    by_key: dict[str, dict[str, float]] = {}
+    for config in samples(space):
+        key = space.network_key(config)
+        assert key == space.network_key(space.normalise(dict(reversed(list(config.items())))))
+        assert by_key.setdefault(key, space.metrics(config)) == space.metrics(config)
+    assert len(by_key) > 1

@@ -89,3 +89,29 @@ def test_a_trial_no_machine_can_hold_fails_before_any_trial(tmp_path: Path) -> N
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "runs" / "e2e" / "trials.parquet").exists() or \
         pd.read_parquet(tmp_path / "runs" / "e2e" / "trials.parquet").empty
+
+
+def test_a_network_evaluated_once_is_not_trained_again(tmp_path: Path, ray_address: str) -> None:
+    """Four distinct points, ten trials: each point is trained once; a repeat reports the stored
+    metrics at once (naming its source), and the searcher still sees ten observations."""
+    study = {**STUDY, "storage": str(tmp_path / "runs"),
+             "search_space": {"name": "synthetic", "options": {"num_dims": 2, "grid": 2}},
+             "trainer": {"kind": "synthetic", "options": {"problem": "zdt1", "steps": 3}},
+             "budget": {"num_trials": 10, "max_concurrent": 1}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    done = lmnas("run", str(path), "--address", ray_address, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "runs" / "e2e" / "trials.parquet").set_index("trial_id")
+    assert len(trials) == 10 and (trials["status"] == "completed").all()
+    config = trials[["config.x0", "config.x1"]].apply(tuple, axis=1)
+    trained = trials[trials["reused_from"].isna()]
+    assert len(trained) == config.nunique() and config[trained.index].is_unique
+    reused = trials[trials["reused_from"].notna()]
+    assert len(reused) == 10 - config.nunique() > 0
+    for tid, row in reused.iterrows():
+        source = trials.loc[row["reused_from"]]
+        assert config[tid] == config[row["reused_from"]] and pd.isna(source["reused_from"])
+        assert (row["f1"], row["f2"]) == (source["f1"], source["f2"]) and row["num_reports"] == 1
+    state = json.loads((tmp_path / "runs" / "e2e" / "searcher_state.json").read_text())
+    assert len(state["history"]) == 10

@@ -142,3 +142,15 @@ def test_sandwich_extremes_are_the_empty_and_the_full_network() -> None:
         space = cls(**TINY)
         assert space.architecture(space.largest()) == SubNetwork.full(shape), cls.name
         assert not any(space.architecture(space.smallest()).layer_mask), cls.name
+
+
+def test_configurations_of_one_network_share_a_key() -> None:
+    small = SmallSpace()
+    empty = {small.network_key({"num_layers": 0, "num_heads": h, "num_units": u}) for h, u in ((1, 1), (12, 1536), (5, 7))}
+    assert len(empty) == 1
+    assert small.network_key({"num_layers": 2, "num_heads": 3, "num_units": 64}) != \
+        small.network_key({"num_layers": 2, "num_heads": 4, "num_units": 64})
+    medium = MediumSpace(num_layers=2, num_heads=2, intermediate_size=4, hidden_size=8)
+    base = {"heads_0": 2, "heads_1": 0, "units_0": 4, "units_1": 0}
+    assert medium.network_key(base) == medium.network_key(dict(reversed(list(base.items()))))
+    assert medium.network_key(base) != medium.network_key({**base, "units_1": 1})
