@@ -16,8 +16,11 @@ import argparse
 import copy
 import time
 
+import numpy as np
 import pandas as pd
 import torch
+
+from orchestrator.pareto import non_dominated_mask
 
 from trainers.autodistill.finetune import accuracy
 from trainers.baselines import (BaselineData, FisherPruningOptions, HeadPruningOptions, LayerDroppingOptions, fisher_pruning,
@@ -76,6 +79,11 @@ def main() -> None:
         seconds[name] = time.perf_counter() - t0
         print(f"# {name}: {seconds[name]:.0f}s", flush=True)
     rows = pd.concat(frames, ignore_index=True)
+    # Each method's Pareto set: no other row of it has fewer parameters and a higher accuracy.
+    rows["pareto"] = False
+    for _, frame in rows.groupby("method", sort=False):
+        points = np.stack([frame["params"].to_numpy(float), -frame["accuracy"].to_numpy(float)], axis=1)
+        rows.loc[frame.index, "pareto"] = non_dominated_mask(points)
     full_params = float(rows["params_non_embedding"].max())
     rows["share"] = rows["params_non_embedding"] / full_params
     if args.out:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from cluster.storage import is_uri
-from orchestrator.errors import LmnasError
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 #: The Python that runs this cluster's workers, for the job's entrypoint. A job's entrypoint is a shell
@@ -38,8 +37,9 @@ _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
-class SubmitError(LmnasError):
-    """A submission that cannot be made as asked (bad option, unreachable cluster)."""
+class SubmitError(Exception):
+    """A submission that cannot be made as asked (bad option, unreachable cluster): one line for the user.
+    Cluster helpers sit below the orchestrator, so this is their own error; `lmnas` reports it as its own."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def submit(request: JobRequest, agent_wait_s: float = 60.0) -> str:
     from ray.exceptions import AuthenticationError
 
     c = client(request.address)
-    job_id = request.job_id or default_job_id(request.study)
+    job_id = request.job_id or default_job_id(request.study.stem)
     deadline = time.monotonic() + agent_wait_s
     while True:
         try:
@@ -230,9 +230,6 @@ def default_address() -> str:
     return DEFAULT_ADDRESS
 
 
-def default_job_id(study: Path) -> str:
+def default_job_id(name: str) -> str:
     """A job id that names the study (shown in the dashboard's job list), unique per second."""
-    from orchestrator.study import load_study
-
-    name = load_study(study, check_plugins=False).name
     return f"lmnas-{name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from cluster.jobs import SubmitError
 from orchestrator import ray_env
 from orchestrator.errors import LmnasError
 
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ray_env.configure(getattr(ns, "address", None))
     try:
         return ns.handler(ns)
-    except LmnasError as e:
+    except (LmnasError, SubmitError) as e:
         print(f"lmnas: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -164,7 +165,8 @@ def cmd_submit(ns: argparse.Namespace) -> int:
     request = jobs.JobRequest(
         study=ns.study, address=ns.address or jobs.default_address(), working_dir=ns.working_dir,
         env=jobs.parse_env(ns.env), pip=pip,
-        constraints=jobs.read_lines(ns.constraints, "constraints") if ns.constraints else (), job_id=ns.job_id,
+        constraints=jobs.read_lines(ns.constraints, "constraints") if ns.constraints else (),
+        job_id=ns.job_id or jobs.default_job_id(study.name),
     )
     job_id = jobs.submit(request)
     print(jobs.follow_hint(request.address, job_id))

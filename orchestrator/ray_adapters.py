@@ -110,7 +110,7 @@ class TuneSearcher(TuneSearcherBase):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.replay:
             study_id, config = self.replay.pop(0)
-            self.inner.pending.setdefault(study_id, config)
+            self.inner.add_pending(study_id, config)
         else:
             study_id = trial_id
             suggested = self.inner.suggest(study_id)

@@ -35,10 +35,10 @@ def reconcile(store: ResultsStore, searcher: Searcher) -> list[tuple[str, dict[s
     for tid, rec in sorted(store.trials.items(), key=lambda kv: kv[1].started_at):
         if rec.status in FINISHED_STATUSES or rec.status == FAILED:
             if tid not in learned:
-                searcher.pending.setdefault(tid, dict(rec.config))
+                searcher.add_pending(tid, dict(rec.config))
                 searcher.on_trial_complete(tid, None if rec.status == FAILED else rec.metrics)
         else:
-            searcher.pending.setdefault(tid, dict(rec.config))
+            searcher.add_pending(tid, dict(rec.config))
             replay.append((tid, dict(rec.config)))
     # Suggested before the crash but never started: the searcher holds them, the results do not.
     replay += [(tid, dict(cfg)) for tid, cfg in searcher.pending.items() if tid not in store.trials]

@@ -58,6 +58,11 @@ class Searcher(ABC):
             self.pending[trial_id] = config
         return config
 
+    def add_pending(self, trial_id: str, config: Config) -> None:
+        """Count a trial this searcher did not propose now (one an interrupted run left, rerun under its
+        id, or a stored one) as pending, so its completion is learned; one already pending is kept."""
+        self.pending.setdefault(trial_id, config)
+
     def on_trial_result(self, trial_id: str, metrics: Mapping[str, float]) -> None:
         """An intermediate result; most searchers ignore it."""
 

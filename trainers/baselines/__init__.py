@@ -1,7 +1,7 @@
 """Structural-pruning baselines (structural-pruning-via-nas.txt, §4.2), each returning a table of
-pruned models (params, accuracy, config) with its Pareto set marked: layer dropping, head pruning
+pruned models (params, accuracy, config): layer dropping, head pruning
 by gradient importance, and retraining-free pruning with Fisher information."""
-from trainers.baselines.common import BaselineData, pareto_set
+from trainers.baselines.common import BaselineData
 from trainers.baselines.fisher_pruning import FisherPruningOptions, fisher_pruning
 from trainers.baselines.head_pruning import HeadPruningOptions, head_importance, head_pruning
 from trainers.baselines.layer_dropping import LayerDroppingOptions, layer_dropping
@@ -15,5 +15,4 @@ __all__ = [
     "head_importance",
     "head_pruning",
     "layer_dropping",
-    "pareto_set",
 ]

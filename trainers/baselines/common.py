@@ -1,24 +1,23 @@
 """What the pruning baselines share: their data, evaluation on the sliced super-network, and the
-Pareto-set table they return.
+table they return.
 
 Klein et al. (structural-pruning-via-nas.txt, §4.2) compare weight-sharing NAS with layer dropping,
 head pruning and retraining-free pruning on the same data; every baseline here takes the same
 `BaselineData` and fine-tuning settings and returns the same table: one row per pruned model with
-its parameter counts (exact, from `count_params`), validation accuracy and `pareto` marking the
-rows no other row beats on both (fewer parameters, higher accuracy).
+its parameter counts (exact, from `count_params`) and validation accuracy. Which rows are on the
+(params, accuracy) front is the caller's to mark, with the orchestrator's dominance
+(`benchmarks/pruning_baselines.py`): trainers know nothing of the orchestrator.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from orchestrator.pareto import non_dominated_mask
 from search_spaces.sub_network import EncoderShape, SubNetwork, count_params
 from trainers.autodistill.finetune import accuracy
 from trainers.encode import Encoded
@@ -27,7 +26,7 @@ from trainers.supernet.fit import fit
 from trainers.supernet.options import FinetuneOptions
 
 #: the columns of every baseline's table, in order.
-COLUMNS = ("method", "params", "params_non_embedding", "accuracy", "config", "sub_network", "pareto")
+COLUMNS = ("method", "params", "params_non_embedding", "accuracy", "config", "sub_network")
 
 
 @dataclass(frozen=True)
@@ -99,14 +98,7 @@ def point(shape: EncoderShape, sub: SubNetwork, acc: float) -> dict[str, Any]:
     return {"accuracy": acc, "sub_network": sub, **count_params(shape, sub)}
 
 
-def pareto_frame(method: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The baseline's table (see COLUMNS); `pareto` marks the rows on the (params, accuracy) front."""
+def baseline_table(method: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The baseline's table (see COLUMNS), smallest model first."""
     frame = pd.DataFrame([{**row, "method": method} for row in rows], columns=list(COLUMNS))
-    points = np.stack([frame["params"].to_numpy(float), -frame["accuracy"].to_numpy(float)], axis=1)
-    frame["pareto"] = non_dominated_mask(points) if len(frame) else []
     return frame.sort_values("params", ignore_index=True)
-
-
-def pareto_set(frame: pd.DataFrame) -> pd.DataFrame:
-    """Only the rows on the front."""
-    return frame[frame["pareto"]].reset_index(drop=True)

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from search_spaces.sub_network import EncoderShape, SubNetwork, count_params
-from trainers.baselines.common import BaselineData, batches, calibration_rows, pareto_frame, score, sub_network_of
+from trainers.baselines.common import BaselineData, batches, calibration_rows, baseline_table, score, sub_network_of
 from trainers.baselines.fisher_tuning import apply_scales, tune_masks
 from trainers.baselines.masked import per_example_mask_grads
 from trainers.encode import Encoded
@@ -174,4 +174,4 @@ def fisher_pruning(model: SuperNetwork, data: BaselineData, options: FisherPruni
             head_scale, unit_scale = tune_masks(model, calibration, heads, units, options.batch_size)
             pruned = apply_scales(copy.deepcopy(model), head_scale, unit_scale)
         rows.append({**score(pruned, sub_network_of(heads, units), data.validation, options.eval_batch_size), "config": {"budget": budget}})
-    return pareto_frame(METHOD, rows)
+    return baseline_table(METHOD, rows)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from trainers.baselines.common import BaselineData, batches, calibration_rows, pareto_frame, score, sub_network_of
+from trainers.baselines.common import BaselineData, batches, calibration_rows, baseline_table, score, sub_network_of
 from trainers.baselines.masked import per_example_mask_grads
 from trainers.encode import Encoded
 from trainers.supernet import SuperNetwork
@@ -85,4 +85,4 @@ def head_pruning(model: SuperNetwork, data: BaselineData, options: HeadPruningOp
         keep.view(-1)[lowest] = False
         sub = sub_network_of(keep, units)
         rows.append({**score(model, sub, data.validation, options.eval_batch_size), "config": {"heads_kept": int(keep.sum())}})
-    return pareto_frame(METHOD, rows)
+    return baseline_table(METHOD, rows)

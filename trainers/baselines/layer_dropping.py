@@ -17,7 +17,7 @@ import pandas as pd
 
 from search_spaces.sub_network import SubNetwork
 from trainers.autodistill.finetune import accuracy
-from trainers.baselines.common import BaselineData, fine_tune, pareto_frame, point
+from trainers.baselines.common import BaselineData, fine_tune, baseline_table, point
 from trainers.supernet import SuperNetwork
 from trainers.supernet.options import FinetuneOptions
 
@@ -60,4 +60,4 @@ def layer_dropping(pretrained: SuperNetwork, data: BaselineData, options: LayerD
         model = pretrained.extract_sub_network(sub)  # a copy: `pretrained` stays untouched
         fine_tune(model, data.train, options.finetune, options.seed)
         rows.append({**point(s, sub, accuracy(model, data.validation, options.eval_batch_size)), "config": {"layers_kept": k}})
-    return pareto_frame(METHOD, rows)
+    return baseline_table(METHOD, rows)
