@@ -36,7 +36,7 @@ from search_efficiency import replay  # the shared replay loop (benchmarks/ is t
 from search_spaces.autodistill import AutoDistillSpace
 from trainers.autodistill import trainer as flash_trainer
 from trainers.autodistill.student import Student
-from trainers.report import TrialContext
+from trainers.contract import TrialContext
 from trainers.tabular import load_table
 
 POOL = Path(__file__).parent / "data" / "autodistill_pool.csv"

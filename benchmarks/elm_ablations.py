@@ -41,7 +41,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from orchestrator.elm_stage import searched_space
 from orchestrator.objectives import Objective, Objectives
 from orchestrator.searchers.base import FINISHED
 from orchestrator.searchers.nsga2 import NSGA2Searcher
@@ -55,7 +54,8 @@ from trainers.elm.options import ElmSubnetOptions
 from trainers.elm.pretrain import corpus_blocks
 from trainers.elm.stage import ensure_supernet
 from trainers.elm.supernet import ElmSuperNet
-from trainers.report import TrialContext
+from trainers.contract import TrialContext
+from trainers.elm.hooks import searched_space
 
 VARIANTS = {"pearson": {"loss": "pearson"}, "classic": {"loss": "classic"},
             "fixed": {"loss": "pearson", "ffn_init": "input"}}

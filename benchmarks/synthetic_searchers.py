@@ -21,7 +21,7 @@ from orchestrator.pareto import hypervolume
 from orchestrator.schedulers.base import Decision, Scheduler
 from search_spaces.synthetic import SyntheticSpace
 from trainers import synthetic
-from trainers.report import TrialContext, collect_reports
+from trainers.contract import TrialContext, collect_reports
 
 REF = {"zdt1": [1.0, 10.0], "zdt2": [1.0, 10.0], "zdt3": [1.0, 10.0], "dtlz2": [2.0, 2.0]}
 OPTIONS = {"local": {}, "morea": {"population_size": 20, "sample_size": 5}, "nsga2": {"population": 20}}

@@ -22,7 +22,7 @@ import torch
 
 from search_spaces.autodistill import AutoDistillSpace
 from trainers.autodistill import trainer
-from trainers.report import TrialContext
+from trainers.contract import TrialContext
 
 
 def trial(space: AutoDistillSpace, config: dict[str, Any], options: dict[str, Any]) -> tuple[float, dict[str, Any]]:

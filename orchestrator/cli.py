@@ -5,9 +5,10 @@
   lmnas resume DIR|URI            continue a study that stopped early
   lmnas submit STUDY --address U  run it as a job on a Ray cluster (the dashboard's http://host:port)
   lmnas status DIR|URI            progress and the current Pareto front of a study (also while it runs)
-  lmnas supernet train STUDY      fine-tune a weight_sharing study's super-network (cached by config)
+  lmnas supernet train STUDY      run the trainer's stage before the trials (e.g. train its super-network; cached)
   lmnas export DIR [--trial ID]   export the knee of the front (or one trial) to DIR/export
-  lmnas distill DIR [--trials ID]  regular distillation of a flash_distill study's front (or the trials)
+  lmnas distill DIR [--trials ID]  run the trainer's stage after the trials (e.g. regular distillation of the
+                                  front, ELM retraining) again, or on the named trials
   lmnas report DIR|URI            write report.png and the study page report.html into the study
   lmnas assets fetch|list|verify  the offline models and data sets
 """
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait for the job to end; exit 1 unless it succeeded")
     p.set_defaults(handler=cmd_submit)
 
-    p = sub.add_parser("supernet", help="the super-network stage of a weight_sharing study")
+    p = sub.add_parser("supernet", help="the trainer's stage before the trials (train a super-network)")
     p.add_argument("action", choices=["train"])
     p.add_argument("study", type=Path)
     p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
@@ -94,10 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trial", help="export this trial instead of the knee")
     p.set_defaults(handler=cmd_export)
 
-    p = sub.add_parser("distill", help="regular distillation, fine-tuning and export of a flash_distill study's "
-                       "front members (or --trials) into DIR/distilled")
+    p = sub.add_parser("distill", help="the trainer's stage after the trials (regular distillation of the front, "
+                       "retraining) on the study in DIR, or on --trials")
     p.add_argument("directory", type=Path)
-    p.add_argument("--trials", nargs="+", default=[], metavar="ID", help="distil these trials instead")
+    p.add_argument("--trials", nargs="+", default=[], metavar="ID", help="work on these trials instead")
     p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
     p.set_defaults(handler=cmd_distill)
 
@@ -195,42 +196,43 @@ def open_study(target: str, reader: bool = False) -> "StudyLocation":
 
 
 def cmd_supernet(ns: argparse.Namespace) -> int:
-    from orchestrator.errors import StudyError
+    from orchestrator import hooks
     from orchestrator.plugins import build_space
     from orchestrator.run import ray_session
-    from orchestrator.stages import BEFORE, Prepared
     from orchestrator.study import load_study
 
     study = load_study(ns.study)
-    if study.trainer.name not in BEFORE:
-        raise StudyError("trainer.kind", f"{study.trainer.name!r} has no super-network; use one of {', '.join(BEFORE)}")
+    hooks.require(study, "prepare", "lmnas supernet train")
     with ray_session(ns.address):
-        result = BEFORE[study.trainer.name](study, build_space(study), sys.stderr)
-    print(result.checkpoint if isinstance(result, Prepared) else result)
+        prepared = hooks.prepare_stage(study, build_space(study))
+    print(prepared.checkpoint or "nothing to train: the trainer's stage before the trials keeps no checkpoint")
     return 0
 
 
 def cmd_export(ns: argparse.Namespace) -> int:
-    from orchestrator.export import export_knee
+    from orchestrator.export import export_study
 
-    print(f"exported to {export_knee(ns.directory, ns.trial)}")
+    print(f"exported to {export_study(ns.directory, ns.trial)}")
     return 0
 
 
 def cmd_distill(ns: argparse.Namespace) -> int:
-    from orchestrator.errors import StudyError
-    from orchestrator.export import saved_study
+    from orchestrator import hooks
     from orchestrator.plugins import build_space
-    from orchestrator.regular_stage import regular_stage
+    from orchestrator.results import ResultsStore, load_trials
     from orchestrator.run import ray_session
+    from orchestrator.study import load_saved_study
 
     directory = ns.directory.absolute()
-    study = saved_study(directory)
-    if study.trainer.name != "flash_distill":
-        raise StudyError("trainer.kind", f"regular distillation needs a flash_distill study, this one is {study.trainer.name!r}")
+    study = load_saved_study(directory)
+    hooks.require(study, "finish", "lmnas distill")
+    load_trials(directory)  # a directory without results fails here, in one line
+    store = ResultsStore(directory, study.objectives, study.constraints)
     with ray_session(ns.address):
-        path = regular_stage(study, build_space(study), directory, sys.stderr, ns.trials)
-    print(f"results: {path}" if path else "nothing distilled (regular_students is 0; name --trials)")
+        # The stage after the trials sees what the stage before them settled (a cache hit by now).
+        prepared = hooks.prepare_stage(study, build_space(study))
+        path = hooks.finish_stage(study, prepared, directory, store, chosen=ns.trials)
+    print(f"results: {path}" if path else "nothing done (see the lines above; name trials with --trials)")
     return 0
 
 

@@ -1,38 +1,34 @@
-"""Export the knee of a study's Pareto front as a deployable model (`<study dir>/export/`).
+"""Export the knee of a study's Pareto front (or a chosen trial) as a deployable model (`<study dir>/export/`).
 
 The knee is the front member closest to the ideal point once every objective is scaled to [0, 1]
 over the front (in "minimise everything" form, so 0 is the best value seen on each axis), among
 the members better than the objectives' reference values when there are any: the
-most balanced trade-off, with no weights to choose. For a `weight_sharing` study its sub-network
-is cut out of the trained super-network (structural-pruning-via-nas.txt §3.2.2: the searched
-sub-networks are the final models) and saved with `trainers/supernet/export.py`: a standard
-`BertForSequenceClassification` folder when every kept layer has heads and FFN units (SMALL),
-else the compact format with ONNX. `selection.json` records the trial, its configuration and metrics.
+most balanced trade-off, with no weights to choose. The model itself is the trainer's business: its
+`export` hook writes it (e.g. `trainers/supernet/hooks.py` cuts the sub-network out of a trained
+super-network); `selection.json` records the trial, its configuration,
+its objectives and what the hook reports about the model.
 """
 from __future__ import annotations
 
 import json
-import math
 import shutil
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from orchestrator import hooks
 from orchestrator.errors import ResultsError
 from orchestrator.objectives import Objectives
-from orchestrator.plugins import build_space, trainer_module
-from orchestrator.results import STUDY_FILE, atomic_write_text, load_trials, metric_column, summarise
-from orchestrator.study import Study, parse_study
-from search_spaces.base import SearchSpace
-from trainers.options import build_options
+from orchestrator.plugins import build_space
+from orchestrator.results import ResultsStore, atomic_write_text, load_trials, metric_column, summarise
+from orchestrator.study import Study, load_saved_study
+from trainers.contract import Prepared
 
 EXPORT_DIR = "export"
 SELECTION_FILE = "selection.json"
-#: trainers whose trials leave weights a sub-network can be exported from.
-EXPORTABLE = ("weight_sharing",)
 
 
 def knee_index(points: np.ndarray) -> int:
@@ -58,64 +54,45 @@ def knee_row(front: pd.DataFrame, objectives: Objectives) -> pd.Series:
     return front.iloc[rows[knee_index(points[rows])]]
 
 
-def saved_study(directory: Path) -> Study:
-    path = directory / STUDY_FILE
-    if not path.is_file():
-        raise ResultsError(f"{str(directory)!r} is not a study directory: {STUDY_FILE} is missing")
-    return parse_study(yaml.safe_load(path.read_text(encoding="utf-8")), check_plugins=False)
-
-
-def row_config(row: pd.Series, space: SearchSpace) -> dict[str, Any]:
-    """The trial's configuration from its `config.*` columns, as plain Python values."""
-    def plain(v: Any) -> Any:
-        v = v.item() if isinstance(v, np.generic) else v
-        return int(v) if isinstance(v, float) and math.isfinite(v) and v.is_integer() else v
-
-    return space.normalise({d.name: plain(row[f"config.{d.name}"]) for d in space.dims})
-
-
-def export_knee(directory: str | Path, trial_id: str | None = None) -> Path:
-    """Export the knee of the study in `directory` (or trial `trial_id`) to `<directory>/export/`."""
-    from trainers.data import load_tokenizer
-    from trainers.supernet.cache import SupernetConfig, checkpoint_dir, is_complete, load_supernet
-    from trainers.supernet.export import export_compact, export_standard
-    from search_spaces.sub_network import IllegalSubNetworkError
-
-    directory = Path(directory).absolute()
-    study = saved_study(directory)
-    if study.trainer.name not in EXPORTABLE:
-        raise ResultsError(f"trainer {study.trainer.name!r} keeps no weights to export; export works for "
-                           f"{', '.join(EXPORTABLE)} studies")
-    space = build_space(study)
-    trials = load_trials(directory)
+def export_trial(study: Study, prepared: Prepared, directory: Path, store: ResultsStore, trial_id: str | None = None,
+                 stream: TextIO = sys.stderr) -> Path:
+    """Export the knee of the front (or trial `trial_id`) through the trainer's `export` hook to `<directory>/export/`."""
+    export = hooks.require(study, "export", "lmnas export")
+    rule = "knee" if trial_id is None else "chosen"
     if trial_id is None:
-        row = knee_row(summarise(trials, study.objectives, study.constraints).front, study.objectives)
-    else:
-        rows = trials[trials["trial_id"] == trial_id]
-        if len(rows) == 0:
-            raise ResultsError(f"no trial {trial_id!r} in {directory}; see `lmnas status {directory}`")
-        row = rows.iloc[0]
-    config = row_config(row, space)
-    options = SupernetConfig.of(build_options(trainer_module(study).OPTIONS, study.trainer.options))
-    checkpoint = checkpoint_dir(options, space, study.seed)
-    if not is_complete(checkpoint):
-        raise ResultsError(f"the study's super-network {checkpoint} is gone; rerun `lmnas supernet train` on the study file")
-    model = load_supernet(checkpoint).extract_sub_network(space.architecture(config))  # type: ignore[attr-defined]
+        trial_id = str(knee_row(summarise(store.trials_frame(), study.objectives, study.constraints).front,
+                                study.objectives)["trial_id"])
+    ctx = hooks.stage_context(study, prepared.space, prepared.trainer_options, directory, hooks.printer(study, stream),
+                              store, chosen=[trial_id])
+    trial = ctx.chosen[0]
     out = directory / EXPORT_DIR
-    shutil.rmtree(out, ignore_errors=True)
-    tokenizer = load_tokenizer(options.model)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # one export: a shard-writing bar is noise in the run's log
-    try:
-        export_standard(model, out, tokenizer)
-        form = "BertForSequenceClassification"
-    except IllegalSubNetworkError:
-        shutil.rmtree(out, ignore_errors=True)
-        export_compact(model, out, tokenizer)
-        form = "compact_bert (modeling_compact_bert.py, model.onnx)"
-    metrics = {m: float(row[metric_column(m)]) for m in study.objectives.metrics}
-    selection = {"trial_id": str(row["trial_id"]), "rule": "knee" if trial_id is None else "chosen", "format": form,
-                 "config": config, "objectives": metrics, "supernet": str(checkpoint)}
+    shutil.rmtree(out, ignore_errors=True)  # no file of an earlier export may pass for this one's
+    details = hooks.call(export, f"the export of trial {trial_id}", ctx, trial, out)
+    selection = {"trial_id": trial.trial_id, "rule": rule, **dict(details), "config": dict(trial.config),
+                 "objectives": {m: trial.metrics.get(m) for m in study.objectives.metrics}}
     atomic_write_text(out / SELECTION_FILE, json.dumps(selection, indent=1) + "\n")
     return out
+
+
+def export_after_trials(study: Study, prepared: Prepared, directory: Path, store: ResultsStore,
+                        stream: TextIO = sys.stderr) -> Path | None:
+    """When the trainer can export a trial, export the knee of the front (nothing when no trial finished)."""
+    if hooks.hook(study, "export") is None:
+        return None
+    try:
+        out = export_trial(study, prepared, directory, store, stream=stream)
+    except ResultsError as e:
+        print(f"[{study.name}] export skipped: {e}", file=stream, flush=True)
+        return None
+    print(f"[{study.name}] exported the knee of the front to {out}", file=stream, flush=True)
+    return out
+
+
+def export_study(directory: str | Path, trial_id: str | None = None) -> Path:
+    """`lmnas export`: the knee (or `trial_id`) of the study in `directory`, with the study's own options."""
+    directory = Path(directory).absolute()
+    study = load_saved_study(directory)
+    store = ResultsStore(directory, study.objectives, study.constraints)
+    if not store.trials:
+        load_trials(directory)  # the one-line error of a directory without results
+    return export_trial(study, Prepared(build_space(study), study.trainer.options), directory, store, trial_id)

@@ -29,6 +29,8 @@ class TrialPlan:
     #: 0 for the first run of a study, then 1, 2, ... for each resume (names Tune's directory).
     run_index: int = 0
     on_change: Callable[[], None] | None = None
+    #: polled while trials run: True ends the study early (running trials are stopped).
+    halted: Callable[[], bool] | None = None
     #: the trainer options the trials get when the stage before them settled some (a checkpoint
     #: path); None: the study's own.
     trainer_options: Mapping[str, Any] | None = None

@@ -13,6 +13,7 @@ from orchestrator.errors import StudyError
 from orchestrator.schedulers.base import Scheduler
 from orchestrator.searchers.base import Searcher
 from search_spaces.base import SearchSpace
+from trainers.contract import TrainerError, declared_metrics, space_metrics
 from trainers.options import build_options
 
 T = TypeVar("T")
@@ -42,12 +43,35 @@ def trainer_module(study: Any) -> ModuleType:
     return registry.trainers.load(study.trainer.name, "trainer.kind")
 
 
-def check_trainer_options(study: Any) -> None:
+def check_trainer_options(study: Any) -> Any:
+    """The trainer's built options."""
     module = trainer_module(study)
     try:
-        build_options(module.OPTIONS, study.trainer.options)
+        return build_options(module.OPTIONS, study.trainer.options)
     except (ValueError, TypeError) as e:
         raise StudyError("trainer.options", str(e)) from None
+
+
+def check_trainer(study: Any, space: SearchSpace) -> None:
+    """The trainer's options, and every objective and constraint names a metric the trainer reports (a
+    constraint may also name one the space computes), so a study fails here, before Ray starts."""
+    options = check_trainer_options(study)
+    try:
+        reported = declared_metrics(trainer_module(study), options, space)
+    except (TrainerError, ValueError) as e:
+        raise StudyError("trainer.options", str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    if reported is None:
+        return  # a trainer that declares nothing is checked when its trials report
+    listing = ", ".join(sorted(reported))
+    for o in study.objectives.items:
+        if o.metric not in reported:
+            raise StudyError("objectives", f"metric {o.metric!r} is not reported by trainer {study.trainer.name!r}; "
+                             f"it reports {listing}")
+    known = reported | set(space_metrics(space))
+    for c in study.constraints:
+        if c.metric not in known:
+            raise StudyError("constraints", f"{c}: metric {c.metric!r} is neither reported by trainer "
+                             f"{study.trainer.name!r} nor computed by the {space.name!r} space; it reports {listing}")
 
 
 def build_searcher(study: Any, space: SearchSpace) -> Searcher:
@@ -72,7 +96,7 @@ def check_plugins(study: Any) -> None:
     ):
         reg.check(spec.name, field)
     space = build_space(study)
-    check_trainer_options(study)
+    check_trainer(study, space)
     searcher = build_searcher(study, space)
     close = getattr(searcher, "close", None)
     if callable(close):

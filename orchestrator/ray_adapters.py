@@ -30,7 +30,7 @@ from orchestrator.schedulers.base import Decision, Scheduler
 from orchestrator.searchers.base import Finished, Searcher
 from orchestrator.study import Resources
 from search_spaces.base import SearchSpace
-from trainers.report import TrialContext
+from trainers.contract import TrialContext
 
 #: keys Tune adds to every result; they are not the trainer's metrics.
 _TUNE_KEYS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint", "timesteps_this_iter",
@@ -198,6 +198,26 @@ class TuneScheduler(TuneFIFOScheduler):
         return super().choose_trial_to_run(tune_controller)
 
 
+class HaltStopper(tune.Stopper):
+    """Ends the whole run when the plan says the study must stop (e.g. a trial lacked an objective)."""
+
+    def __init__(self, halted: Callable[[], bool]) -> None:
+        self.halted = halted
+
+    # Tune pickles its stopper into its experiment state, which lmnas never restores from.
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.halted = lambda: False
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.halted()
+
+
 class ResultsCallback(tune.Callback):
     """Feeds trial events into the results store (and an optional progress printer)."""
 
@@ -362,6 +382,7 @@ def run_tune(plan: TrialPlan) -> None:
             # analysis finds them instead of warning once per trial).
             callbacks=[ResultsCallback(plan.store, tune_scheduler, plan.on_change), JsonLoggerCallback()],
             failure_config=tune.FailureConfig(max_failures=study.budget.max_retries),
+            stop=HaltStopper(plan.halted) if plan.halted is not None else None,
             verbose=0,
         ),
     )

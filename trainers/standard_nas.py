@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from trainers.data import load_model_dir
 from trainers.options import build_options
-from trainers.report import Metrics, Report, TrialContext
+from trainers.contract import LATENCY_METRICS, PARAM_METRICS, Metrics, Report, TrialContext
 from trainers.supernet.fit import fit
 from trainers.supernet.measure import efficiency, evaluate
 from trainers.supernet.model import SuperNetwork
@@ -37,6 +37,7 @@ class StandardNASOptions(FinetuneOptions, MeasureOptions):
 
 
 OPTIONS = StandardNASOptions
+METRICS = ("epoch", "accuracy", "loss", "train_loss", *PARAM_METRICS, "flops", *LATENCY_METRICS)
 
 
 @lru_cache(maxsize=2)

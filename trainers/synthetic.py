@@ -18,9 +18,10 @@ from typing import Literal
 
 import numpy as np
 
+from search_spaces.base import SearchSpace
 from search_spaces.synthetic import SyntheticSpace
 from trainers.options import build_options
-from trainers.report import Metrics, Report, TrainerError, TrialContext
+from trainers.contract import Metrics, Report, TrainerError, TrialContext
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class SyntheticOptions:
 
 
 OPTIONS = SyntheticOptions
+
+
+def METRICS(opts: SyntheticOptions, space: SearchSpace) -> tuple[str, ...]:  # noqa: N802  the contract's name
+    """f1 .. fm (m objectives of the problem) and the fidelity `step`."""
+    return (*(f"f{i + 1}" for i in range(opts.num_objectives)), "step")
 
 
 class InjectedFailure(RuntimeError):

@@ -20,7 +20,7 @@ import pandas as pd
 
 from search_spaces.base import SearchSpace, to_python
 from trainers.options import build_options
-from trainers.report import Metrics, Report, TrainerError, TrialContext
+from trainers.contract import Metrics, Report, TrainerError, TrialContext
 
 LOW = "_low"
 SUFFIXES = (".csv", ".parquet")
@@ -48,6 +48,13 @@ class TabularOptions:
 OPTIONS = TabularOptions
 
 
+def METRICS(opts: TabularOptions, space: SearchSpace) -> tuple[str, ...]:  # noqa: N802  the contract's name
+    """The table's metric columns (from its header; `_low` columns stand in for theirs) and the fidelity."""
+    columns = table_columns(opts.table)
+    keys = {d.name for d in space.dims}
+    return (*(c for c in columns if c not in keys and not c.endswith(LOW)), opts.fidelity)
+
+
 @dataclass(frozen=True)
 class Table:
     """A loaded table: rows by configuration key (the space's values in dimension order)."""
@@ -68,12 +75,27 @@ class Table:
 _TABLES: dict[tuple[str, int, tuple[str, ...]], Table] = {}
 
 
-def load_table(path: str | Path, space: SearchSpace) -> Table:
-    """The table at `path`, keyed by `space`'s dimensions (read once per process and file version)."""
+def table_file(path: str | Path) -> Path:
     file = Path(path).expanduser().resolve()
     if not file.is_file():
         raise TrainerError(f"option 'table': {path} does not exist; make it with benchmarks/make_subnet_table.py "
                            f"or point to an existing table")
+    return file
+
+
+def table_columns(path: str | Path) -> list[str]:
+    """The column names of a table, read from its header only."""
+    file = table_file(path)
+    if file.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return [n for n in pq.read_schema(file).names if not n.startswith("__index_level_")]
+    return list(pd.read_csv(file, nrows=0).columns)
+
+
+def load_table(path: str | Path, space: SearchSpace) -> Table:
+    """The table at `path`, keyed by `space`'s dimensions (read once per process and file version)."""
+    file = table_file(path)
     keys = tuple(d.name for d in space.dims)
     cache_key = (str(file), file.stat().st_mtime_ns, keys)
     if cache_key not in _TABLES:

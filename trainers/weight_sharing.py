@@ -6,18 +6,22 @@ sub-network costs one pass over the validation data — no training. The super-n
 once per worker process and kept (a worker runs many trials); each trial selects its sub-network,
 evaluates, and measures the extracted model. Reports (once; there is no fidelity to stop early on):
 `accuracy`, `loss`, `params`, `params_non_embedding`, `flops`, `latency_ms`, `latency_p90_ms`,
-`latency_cv`, and the text metric `hardware`.
+`latency_cv`, and the text metric `hardware`. Its hooks (`trainers/supernet/hooks.py`) train the
+super-network before the trials and export a trial's sub-network as a standalone model.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 
 from trainers.options import build_options
-from trainers.report import Metrics, Report, TrialContext
+from trainers.contract import (LATENCY_METRICS, PARAM_METRICS, FinishedTrial, Metrics, Prepared, Report, StageContext,
+                               TrialContext)
 from trainers.supernet.cache import SupernetConfig, load_supernet
+from trainers.supernet.hooks import export_sub_network, prepare_supernet
 from trainers.supernet.checks import check_lengths, pick_device, pruning_space
 from trainers.supernet.measure import efficiency, evaluate
 from trainers.supernet.model import SuperNetwork
@@ -36,6 +40,7 @@ class WeightSharingOptions(SupernetConfig, MeasureOptions):
 
 
 OPTIONS = WeightSharingOptions
+METRICS = ("accuracy", "loss", *PARAM_METRICS, "flops", *LATENCY_METRICS)
 
 #: super-networks this process has loaded, by (checkpoint directory, device).
 _LOADED: dict[tuple[str, str], SuperNetwork] = {}
@@ -72,3 +77,17 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
     metrics = {**scores, **measured}
     report(metrics)
     return metrics
+
+
+def supernet_config(options: Mapping[str, Any]) -> SupernetConfig:
+    return SupernetConfig.of(build_options(WeightSharingOptions, options))
+
+
+def prepare(ctx: StageContext) -> Prepared:
+    """Before the trials: fine-tune the super-network (or find it in the cache)."""
+    return prepare_supernet(ctx, supernet_config(ctx.options), "weight_sharing")
+
+
+def export(ctx: StageContext, trial: FinishedTrial, out: Path) -> dict[str, Any]:
+    """The trial's sub-network as a standalone model in `out`."""
+    return export_sub_network(ctx, trial, out, supernet_config(ctx.options), "weight_sharing")

@@ -16,7 +16,7 @@ from orchestrator.schedulers.base import Decision, Scheduler
 from search_spaces.synthetic import SyntheticSpace
 from tests.contracts.plugin_options import SCHEDULER_OPTIONS
 from trainers import synthetic
-from trainers.report import TrialContext, collect_reports
+from trainers.contract import TrialContext, collect_reports
 
 NAMES = registry.schedulers.names()
 OBJECTIVES = Objectives((Objective("f1"), Objective("f2")))

@@ -51,5 +51,5 @@ def test_supernet_train_refuses_a_study_without_a_super_network(tmp_path: Path) 
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(study))
     done = lmnas("supernet", "train", str(path), cwd=tmp_path)
-    assert done.returncode == 2 and "trainer.kind: 'standard_nas' has no super-network" in done.stderr
+    assert done.returncode == 2 and "trainer.kind: 'standard_nas' has no stage before its trials" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -18,7 +18,7 @@ from trainers.distill.masking import IGNORE, mask_tokens
 from trainers.distill.teacher import Teacher
 from trainers.distill.losses import relative_feature_mse
 from trainers.distill.transfer import fit_adapter, make_adapter, teacher_layer
-from trainers.report import TrialContext, collect_reports
+from trainers.contract import TrialContext, collect_reports
 
 
 def setup_module() -> None:

@@ -11,11 +11,12 @@ import pytest
 import torch
 import yaml
 
-from orchestrator import stages
 from orchestrator.errors import ResultsError
-from orchestrator.regular_stage import REGULAR_FILE, regular_stage, select_students
+from orchestrator.hooks import finish_stage, stage_context
 from orchestrator.results import COMPLETED, STUDY_FILE, ResultsStore
 from orchestrator.study import parse_study
+from trainers.autodistill.hooks import REGULAR_FILE
+from trainers.contract import Prepared, run_in_process
 from search_spaces.autodistill import AutoDistillSpace, StudentArch
 from tests.unit.test_autodistill_flash import write_text_data
 from tests.unit.tiny_teacher import make_tiny_teacher
@@ -132,23 +133,25 @@ def write_study(root: Path, teacher_dir: Path) -> tuple[Path, AutoDistillSpace]:
     return study.directory, space
 
 
-def test_stage_distils_front_members_and_appends_a_table(teacher_dir: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stage_distils_front_members_and_appends_a_table(teacher_dir: Path, tmp_path: Path) -> None:
     directory, space = write_study(tmp_path, teacher_dir)
     study = parse_study(yaml.safe_load((directory / STUDY_FILE).read_text()))
-    trials = pd.read_parquet(directory / "trials.parquet")
-    assert sorted(select_students(study, trials, 5)["trial_id"]) == ["t0", "t1"]
-    assert list(select_students(study, trials, 1)["trial_id"]) == ["t0"]  # best agreement first
-    assert list(select_students(study, trials, 1, ["t2"])["trial_id"]) == ["t2"]
+    store = ResultsStore(directory, study.objectives)
+    ctx = stage_context(study, space, study.trainer.options, directory, print, store, runner=run_in_process)
+    # The front in its well-spread order: the best agreement first; t2 is dominated.
+    assert [t.trial_id for t in ctx.front] == ["t0", "t1"] and len(ctx.trials) == 3
+    chosen = stage_context(study, space, {}, directory, print, store, ["t2"], run_in_process).chosen
+    assert [t.trial_id for t in chosen] == ["t2"] and chosen[0].metrics["agreement"] == 0.5
     with pytest.raises(ResultsError, match="no trial 'nope'"):
-        select_students(study, trials, 1, ["nope"])
+        stage_context(study, space, {}, directory, print, store, ["nope"], run_in_process)
 
-    # The Ray task runs in this process here; the integration tests cover Ray itself.
-    monkeypatch.setattr(stages, "run_remote", lambda fn, args, log, what: regular_distill(*args, log))
+    # The tasks run in this process here; the integration tests cover Ray itself.
+    prepared = Prepared(space, study.trainer.options)
     log = tmp_path / "log.txt"
     with log.open("w") as stream:
-        path = regular_stage(study, space, directory, stream)
+        path = finish_stage(study, prepared, directory, store, stream, runner=run_in_process)
     assert path == directory / REGULAR_FILE
+    assert "regular distillation of t0" in log.read_text() and "t0 stage 1 step" in log.read_text()
     table = pd.read_parquet(path)
     assert sorted(table["trial_id"]) == ["t0", "t1"]
     assert {"config.hidden_size", "params", "latency_ms", "flash_agreement", "agreement", "accuracy", "task",
@@ -156,7 +159,7 @@ def test_stage_distils_front_members_and_appends_a_table(teacher_dir: Path, tmp_
     assert (directory / "distilled" / "t0" / "encoder" / "config.json").is_file()
     # Distilling a trial again replaces its rows; others stay.
     with log.open("a") as stream:
-        regular_stage(study, space, directory, stream, trial_ids=["t1"])
+        finish_stage(study, prepared, directory, store, stream, chosen=["t1"], runner=run_in_process)
     assert sorted(pd.read_parquet(path)["trial_id"]) == ["t0", "t1"]
 
 

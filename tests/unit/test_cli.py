@@ -23,6 +23,14 @@ def lmnas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         ("name: x\nsearch_space: synthetic\ntrainer: synthetic\nobjectives: [{metric: f1}]\nsearcher: bo\n",
          "searcher.name: unknown searcher 'bo'"),
         ("name: [unclosed\n", "not valid YAML"),
+        # What the trainer reports (its METRICS, decided by its options) and what the space computes.
+        ("name: x\nsearch_space: synthetic\ntrainer: synthetic\nobjectives: [{metric: f1}, {metric: accuracy}]\n",
+         "objectives: metric 'accuracy' is not reported by trainer 'synthetic'; it reports f1, f2, step"),
+        ("name: x\nsearch_space: synthetic\ntrainer: synthetic\nobjectives: [{metric: f1}, {metric: f3}]\n",
+         "objectives: metric 'f3' is not reported by trainer 'synthetic'"),
+        ("name: x\nsearch_space: synthetic\ntrainer: synthetic\nobjectives: [{metric: f1}]\nconstraints: ['params <= 10']\n",
+         "constraints: params <= 10: metric 'params' is neither reported by trainer 'synthetic' nor computed by the "
+         "'synthetic' space"),
     ],
 )
 def test_validate_and_run_reject_bad_studies_with_one_line(tmp_path: Path, text: str, expected: str) -> None:

@@ -21,7 +21,7 @@ from trainers.elm.options import ElmSubnetOptions
 from trainers.elm.supernet import ElmSuperNet
 from trainers.elm.task import ElmClassifier, TaskTeacher
 from trainers.encode import Encoded
-from trainers.report import TrainerError
+from trainers.contract import TrainerError
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = ElmShape(num_layers=2, hidden_size=32, num_heads=4, inner_size=8, vocab_size=120, max_positions=40)

@@ -12,17 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from orchestrator.elm_stage import best_candidate, searched_space
-from orchestrator.stages import StageError
 from search_spaces.elm import ElmSpace
 from tests.unit.tiny_task import save_tiny_task
 from tests.unit.tiny_teacher import SENTENCES, make_tiny_teacher
+from trainers.contract import FinishedTrial, TrainerError, TrialContext
 from trainers.elm import stage, trainer
 from trainers.elm.checkpoint import load_checkpoint
 from trainers.elm.final import retrain_and_evaluate
+from trainers.elm.hooks import best_candidate, searched_space
 from trainers.elm.options import ElmSubnetOptions
 from trainers.elm.task import ElmClassifier, fit_probe
-from trainers.report import TrialContext
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +72,7 @@ def test_the_searched_space_has_the_checkpoint_widths_and_the_studys_cap(setup: 
     assert searched_space(setup["space"], str(setup["checkpoint"])).options() == space.options()
     tight = ElmSpace(num_layers=2, hidden_size=32, num_heads=4, ffn_step=8, max_params=13_000,
                      cap_metric="params_non_embedding")
-    with pytest.raises(StageError, match="does not fit the study's space"):
+    with pytest.raises(TrainerError, match="does not fit the study's space"):
         searched_space(tight, str(setup["root"] / "teacher"))
 
 
@@ -94,22 +93,17 @@ def test_candidates_are_scored_by_task_accuracy_on_the_shared_weights(setup: dic
     assert float(metrics["accuracy"]) == pytest.approx(float((logits.argmax(-1) == split.labels).float().mean()))
 
 
-def test_the_best_candidate_is_the_most_accurate_finished_trial(setup: dict[str, Any], tmp_path: Path) -> None:
-    from orchestrator.results import ResultsStore
-    from orchestrator.study import parse_study
-
+def test_the_best_candidate_is_the_most_accurate_finished_trial(setup: dict[str, Any]) -> None:
     space = searched_space(setup["space"], str(setup["checkpoint"]))
-    study = parse_study({"name": "x", "storage": str(tmp_path), "search_space": {"name": "elm"},
-                         "trainer": {"kind": "elm_subnet"},
-                         "objectives": [{"metric": "accuracy", "mode": "max"}, {"metric": "params", "mode": "min"}]})
-    store = ResultsStore(tmp_path, study.objectives)
     configs = [space.smallest(), space.largest(), space.sample(np.random.default_rng(1))]
-    for i, (config, acc) in enumerate(zip(configs, (0.6, 0.8, 0.7))):
-        store.trial_started(f"t{i}", config)
-        store.trial_finished(f"t{i}", "completed", {"accuracy": acc, "params": float(i)})
-    store.flush()
-    assert best_candidate(study, tmp_path, space) == ("t1", configs[1])
-    assert best_candidate(study, tmp_path / "none", space) is None
+    trials = [FinishedTrial(f"t{i}", config, {"accuracy": acc, "params": float(i)})
+              for i, (config, acc) in enumerate(zip(configs, (0.6, 0.8, 0.7)))]
+    assert best_candidate(trials, space) == trials[1]
+    # A tie on accuracy goes to the smaller model; a configuration outside the space is no candidate.
+    smaller = FinishedTrial("t3", configs[2], {"accuracy": 0.8, "params": 0.5})
+    assert best_candidate([*trials, smaller], space) == smaller
+    assert best_candidate([FinishedTrial("x", {"nope": 1}, {"accuracy": 0.9})], space) is None
+    assert best_candidate([], space) is None
 
 
 def test_the_found_model_is_retrained_evaluated_and_exported(setup: dict[str, Any], tmp_path: Path) -> None:

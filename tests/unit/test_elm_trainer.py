@@ -15,7 +15,7 @@ from trainers.efficiency import count_params
 from trainers.elm import trainer
 from trainers.elm.checkpoint import load_checkpoint
 from trainers.elm.pretrain import pretrain
-from trainers.report import TrainerError, TrialContext, collect_reports
+from trainers.contract import TrainerError, TrialContext, collect_reports
 from tests.unit.tiny_teacher import SENTENCES, make_tiny_teacher
 
 

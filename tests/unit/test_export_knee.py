@@ -12,11 +12,11 @@ import torch
 import yaml
 
 from orchestrator.errors import ResultsError
-from orchestrator.export import SELECTION_FILE, export_knee, knee_index, knee_row, saved_study
+from orchestrator.export import SELECTION_FILE, export_study, knee_index, knee_row
 from orchestrator.plugins import build_space, trainer_module
 from orchestrator.objectives import Objective, Objectives
 from orchestrator.results import COMPLETED, STUDY_FILE, ResultsStore
-from orchestrator.study import parse_study
+from orchestrator.study import load_saved_study, parse_study
 from tests.unit.tiny_task import tiny_weight_sharing_study
 from trainers.options import build_options
 from trainers.supernet.cache import SupernetConfig, load_supernet
@@ -80,7 +80,7 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_export_writes_the_knee_as_a_standard_bert(study_dir: Path) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    out = export_knee(study_dir)
+    out = export_study(study_dir)
     selection = json.loads((out / SELECTION_FILE).read_text())
     assert selection["trial_id"] == "knee" and selection["config"] == {"num_layers": 1, "num_heads": 2, "num_units": 8}
     assert selection["format"] == "BertForSequenceClassification"
@@ -88,14 +88,14 @@ def test_export_writes_the_knee_as_a_standard_bert(study_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(out)
     batch = tokenizer(["the cat sat on the mat", "a dog ran"], padding=True, return_tensors="pt")
     supernet = load_supernet(selection["supernet"])
-    supernet.set_sub_network(build_space(saved_study(study_dir)).architecture(selection["config"]))
+    supernet.set_sub_network(build_space(load_saved_study(study_dir)).architecture(selection["config"]))
     with torch.no_grad():
         expected = supernet(batch["input_ids"], batch["attention_mask"])
         torch.testing.assert_close(hf(**batch).logits, expected, atol=1e-5, rtol=0)
 
 
 def test_export_of_a_chosen_trial_and_of_unknown_ones(study_dir: Path) -> None:
-    out = export_knee(study_dir, trial_id="big")
+    out = export_study(study_dir, trial_id="big")
     assert json.loads((out / SELECTION_FILE).read_text())["rule"] == "chosen"
     with pytest.raises(ResultsError, match="no trial 'nope'"):
-        export_knee(study_dir, trial_id="nope")
+        export_study(study_dir, trial_id="nope")

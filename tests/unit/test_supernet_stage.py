@@ -17,7 +17,7 @@ from search_spaces.synthetic import SyntheticSpace
 from tests.unit.tiny_task import save_tiny_task
 from tests.unit.tiny_teacher import make_tiny_teacher
 from trainers import standard_nas, weight_sharing
-from trainers.report import TrainerError, TrialContext, collect_reports
+from trainers.contract import TrainerError, TrialContext, collect_reports
 from trainers.supernet import cache, train
 from trainers.supernet.cache import SupernetConfig, checkpoint_dir, load_supernet
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from search_spaces.synthetic import SyntheticSpace
-from trainers.report import TrialContext, collect_reports
+from trainers.contract import TrialContext, collect_reports
 from trainers.synthetic import InjectedFailure, objectives, train
 
 

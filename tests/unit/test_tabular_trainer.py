@@ -11,7 +11,7 @@ from orchestrator import registry
 from search_spaces.base import InvalidArchitectureError
 from search_spaces.pruning import SmallSpace
 from trainers.options import build_options
-from trainers.report import TrainerError, TrialContext, collect_reports
+from trainers.contract import TrainerError, TrialContext, collect_reports
 
 TINY = dict(num_layers=2, num_heads=2, intermediate_size=64, hidden_size=32, vocab_size=120, max_position=40, type_vocab=2, num_labels=2)
 SPACE = SmallSpace(**TINY, unit_step=32)

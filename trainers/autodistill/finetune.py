@@ -16,7 +16,7 @@ from torch import nn
 from trainers.autodistill.student import Student, StudentClassifier
 from trainers.data import load_data
 from trainers.encode import Encoded, encode
-from trainers.report import TrainerError
+from trainers.contract import TrainerError
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ multi-objective scheduler can compare students at any stage. Final metrics:
 - `mlm_accuracy`: held-out masked-token accuracy (the paper's pre-training accuracy);
 - `accuracy`: validation accuracy after `finetune_steps` on `task` (absent when `task` is null);
 - `params`, `params_non_embedding`, `latency_ms`, `latency_p90_ms`, `latency_cv`, and `hardware` (a label).
+
+After the trials, its `finish` hook distils students picked from the front regularly
+(`trainers/autodistill/hooks.py`).
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ from trainers.distill.teacher_cache import TeacherTargets, cache_key
 from trainers.efficiency import LatencyOptions, device_for_worker, measure_latency, token_inputs
 from trainers.encode import encode
 from trainers.options import build_options
-from trainers.report import Metrics, Report, TrainerError, TrialContext
+from search_spaces.base import SearchSpace
+from trainers.contract import LATENCY_METRICS, space_metrics, Metrics, Report, StageContext, TrainerError, TrialContext
 from trainers.supernet.cache import source_name
 
 
@@ -100,6 +104,21 @@ class FlashDistillOptions(FlashConfig):
 
 
 OPTIONS = FlashDistillOptions
+
+
+def METRICS(opts: FlashDistillOptions, space: SearchSpace) -> tuple[str, ...]:  # noqa: N802  the contract's name
+    """The last Flash Distillation stage's losses and scores, the space's analytic sizes, the measured
+    latency, and the probe's `accuracy` when there is a task."""
+    last = ("mlm_loss", "hidden_loss", "mlm_accuracy") if opts.pretrain_steps else ("attention_kl", "feature_loss")
+    probe = ("accuracy",) if opts.task is not None else ()
+    return ("stage", "step", "loss", "agreement", *last, *space_metrics(space), *LATENCY_METRICS, *probe)
+
+
+def finish(ctx: StageContext) -> Path | None:
+    """After the trials: regular distillation of students from the front (or the chosen trials)."""
+    from trainers.autodistill.hooks import distil_students  # it builds on this module
+
+    return distil_students(ctx, build_options(FlashDistillOptions, ctx.options))
 
 
 def train(ctx: TrialContext, report: Report) -> Metrics:

@@ -45,7 +45,7 @@ from trainers.distill.teacher import Teacher
 from trainers.distill.teacher_cache import TeacherTargets
 from trainers.distill.transfer import DistillHeads, fit_adapter, layer_losses, teacher_layer
 from trainers.efficiency import host_busy
-from trainers.report import Report
+from trainers.contract import Report
 
 
 @dataclass(frozen=True)

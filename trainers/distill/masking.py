@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from trainers.report import TrainerError
+from trainers.contract import TrainerError
 
 #: label of positions that are not predicted (PyTorch's cross-entropy ignore index).
 IGNORE = -100

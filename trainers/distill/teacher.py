@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from trainers.report import TrainerError
+from trainers.contract import TrainerError
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ import torch
 
 from search_spaces.pruning import PruningSpace
 from trainers.efficiency import device_for_worker
-from trainers.report import TrainerError, TrialContext
+from trainers.contract import StageContext, TrainerError, TrialContext
 from trainers.supernet.model import SuperNetwork
 
 
-def pruning_space(ctx: TrialContext, trainer: str) -> PruningSpace:
+def pruning_space(ctx: TrialContext | StageContext, trainer: str) -> PruningSpace:
     if not isinstance(ctx.space, PruningSpace):
         raise TrainerError(f"the {trainer} trainer needs a pruning search space (small, layer, medium, large), "
                            f"got {ctx.space.name!r}")

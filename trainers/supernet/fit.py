@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from trainers.efficiency import host_busy
-from trainers.report import TrainerError
+from trainers.contract import TrainerError
 from trainers.supernet.options import FinetuneOptions
 
 #: (batch on the device, fraction of training done) -> the step's losses; gradients accumulated.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from trainers.data import load_task
 from trainers.encode import Encoded, encode
-from trainers.report import TrainerError
+from trainers.contract import TrainerError
 
 
 @dataclass(frozen=True)
