@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 
+from trainers import assets
 from trainers.assets import ASSETS, DEFAULT_FETCH, AssetError, fetch, listing, verify
 
 
@@ -45,10 +46,16 @@ def run(argv: list[str]) -> int:
             for name, kind, size, state in listing():
                 print(f"{name:<14} {kind:<8} {size:>9}  {state}")
             return 0
-        verdicts = verify(args.names)
-        for name, verdict in verdicts.items():
-            print(f"{name:<14} {verdict}")
-        return 0 if all(v.ok for v in verdicts.values()) else 1
+        failed = False
+        for name, verdict in verify(args.names).items():
+            # Without names, an optional asset nobody fetched is a fact, not a failure.
+            optional = not args.names and verdict.state == "missing" and name not in assets.DEFAULT_FETCH
+            shown = f"not fetched (optional: lmnas assets fetch {name})" if optional else str(verdict)
+            if verdict.state == "missing" and not optional:
+                shown += f" (lmnas assets fetch {name})"
+            print(f"{name:<14} {shown}")
+            failed |= not verdict.ok and not optional
+        return 1 if failed else 0
     except (UsageError, AssetError) as e:
         print(f"lmnas assets: error: {e}", file=sys.stderr)
         return 2

@@ -251,3 +251,20 @@ def test_minilm_loads_offline_from_the_cache(shipped_assets, monkeypatch):  # no
     with torch.no_grad():
         out = model(**tokenizer(["a short sentence"], return_tensors="pt")).last_hidden_state
     assert out.shape == (1, 5, 384) and torch.isfinite(out).all()
+
+
+def test_verify_of_everything_fails_only_for_default_assets_or_damage(fake, monkeypatch, capsys):
+    """A healthy default install passes `lmnas assets verify` although optional assets were never fetched."""
+    monkeypatch.setattr(assets, "download", copy_download(fake))
+    monkeypatch.setattr(assets, "DEFAULT_FETCH", ("fake-a",))
+    fetch(["fake-a"], log=lambda line: None)
+    assert main(["verify"]) == 0
+    out = capsys.readouterr().out
+    assert "fake-b         not fetched (optional: lmnas assets fetch fake-b)" in out and "fake-a         ok" in out
+    assert main(["verify", "fake-b"]) == 1  # asked for by name: missing is a failure
+    assert "missing (lmnas assets fetch fake-b)" in capsys.readouterr().out
+    monkeypatch.setattr(assets, "DEFAULT_FETCH", ("fake-a", "fake-b"))
+    assert main(["verify"]) == 1  # a default asset missing
+    (asset_path("fake-a") / "sub" / "b.txt").write_bytes(b"BETA\n")
+    monkeypatch.setattr(assets, "DEFAULT_FETCH", ("fake-a",))
+    assert main(["verify"]) == 1  # damage always fails
