@@ -31,7 +31,8 @@ def progress_line(study: Study, summary: Summary, elapsed_s: float) -> str:
     c = summary.counts
     done, failed = c[COMPLETED] + c[STOPPED], c[FAILED]
     total = study.budget.num_trials
-    hv = f"{summary.hypervolume:.4g}" if summary.hypervolume is not None else "-"
+    fraction = summary.hypervolume_fraction
+    hv = "-" if summary.hypervolume is None else f"{fraction:.1%} of box" if fraction is not None else f"{summary.hypervolume:.4g}"
     stopped = f" ({c[STOPPED]} stopped early)" if c[STOPPED] else ""
     budget = study.budget.time_budget_s
     left = f", {clock_text(budget - elapsed_s)} of time budget left" if budget else ""

@@ -20,11 +20,10 @@ def load_summary(directory: Path) -> Summary:
 
 def print_summary(summary: Summary, directory: Path) -> None:
     c = summary.counts
-    hv = f"{summary.hypervolume:.6g}" if summary.hypervolume is not None else "n/a"
     print(f"study: {directory}")
     print(f"trials: {c['completed']} completed, {c['stopped']} stopped early, {c['running']} running, "
           f"{c['failed']} failed, {c['interrupted']} interrupted")
-    print(f"hypervolume: {hv}")
+    print(f"hypervolume: {summary.hypervolume_text()}")
     print(f"Pareto front ({len(summary.front)} trials):")
     if len(summary.front):
         with pd.option_context("display.max_columns", 20, "display.width", 160):

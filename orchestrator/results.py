@@ -245,12 +245,31 @@ class Summary:
     hypervolume_trace: list[float]
     ref_point: list[float] | None
     objectives: list[dict[str, Any]]
+    #: volume of the box between the best value seen on each objective and the reference point.
+    box_volume: float | None = None
+
+    @property
+    def hypervolume_fraction(self) -> float | None:
+        """The share of the reference box the front covers: 1 when one trial is best on every
+        objective, comparable across studies and units (the raw hypervolume is in objective units)."""
+        if self.hypervolume is None or not self.box_volume:
+            return None
+        return self.hypervolume / self.box_volume
+
+    def hypervolume_text(self) -> str:
+        """`73.4% of the reference box (raw 1.226e+07)`, or `n/a`."""
+        if self.hypervolume is None:
+            return "n/a"
+        fraction = self.hypervolume_fraction
+        return f"{self.hypervolume:.4g}" if fraction is None else \
+            f"{fraction:.1%} of the reference box (raw {self.hypervolume:.4g})"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "counts": self.counts,
             "front_size": len(self.front),
             "hypervolume": self.hypervolume,
+            "hypervolume_fraction": self.hypervolume_fraction,
             "hypervolume_trace": self.hypervolume_trace,
             "ref_point_minimise_form": self.ref_point,
             "objectives": self.objectives,
@@ -279,7 +298,9 @@ def summarise(trials: pd.DataFrame, objectives: Objectives, constraints: tuple[C
     front = done.loc[mask, ["trial_id", *cols, *config_cols]].sort_values(cols[0]).reset_index(drop=True)
     ref = objectives.ref_point(points)
     trace = hypervolume_trace(points, ref) if ref is not None else np.zeros(len(points))
-    return Summary(counts, front, float(trace[-1]), [float(x) for x in trace], ref.tolist() if ref is not None else None, meta)
+    box = float(np.prod(np.clip(ref - points.min(axis=0), 0.0, None))) if ref is not None else None
+    return Summary(counts, front, float(trace[-1]), [float(x) for x in trace], ref.tolist() if ref is not None else None,
+                   meta, box)
 
 
 def _metrics_of(row: Mapping[str, Any]) -> dict[str, float]:

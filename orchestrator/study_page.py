@@ -114,8 +114,8 @@ def render_page(
     counts = " ".join(f'<span id="count-{esc(k)}" data-value="{int(v)}">{int(v)} {esc(k)}</span>,'
                       for k, v in c.items()).rstrip(",")
     hv = summary.hypervolume
-    hv_html = (f'<span id="hypervolume" data-value="{esc(repr(hv))}">{hv:.6g}</span>' if hv is not None
-               else '<span id="hypervolume">n/a</span>')
+    hv_html = (f'<span id="hypervolume" data-value="{esc(repr(hv))}">{esc(summary.hypervolume_text())}</span>'
+               if hv is not None else '<span id="hypervolume">n/a</span>')
     refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if live else ""
     state = (f'<p {LIVE_STATE}>running: this page reloads every {int(refresh_s)} s</p>' if live
              else '<p class="final" id="state">final</p>')

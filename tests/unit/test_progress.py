@@ -38,7 +38,11 @@ def test_progress_line_names_counts_front_hypervolume_and_budget(tmp_path: Path)
     summary = summarise(store.trials_frame(), OBJS)
     line = progress_line(s, summary, 75.0)
     assert line.startswith("[page-study] 6/8 trials: 5 done (1 stopped early), 1 running, 1 failed | front 3 |")
-    assert f"hypervolume {summary.hypervolume:.4g}" in line and "01:15 elapsed, 2 trials left" in line
+    # The box between the best values seen (acc 0.95, params 20) and the reference (acc 0, params 100).
+    assert summary.hypervolume_fraction == summary.hypervolume / (0.95 * 80) and 0 < summary.hypervolume_fraction <= 1
+    assert f"hypervolume {summary.hypervolume_fraction:.1%} of box" in line and "01:15 elapsed, 2 trials left" in line
+    assert summary.hypervolume_text() == (f"{summary.hypervolume_fraction:.1%} of the reference box "
+                                          f"(raw {summary.hypervolume:.4g})")
     assert clock_text(3725) == "1:02:05" and clock_text(-3) == "00:00"
 
 
