@@ -18,6 +18,7 @@ import yaml
 
 from cluster.storage import study_location, subdirectory_names
 from orchestrator import ray_env, registry
+from orchestrator.console import library_log
 from orchestrator.errors import StudyError
 from orchestrator.plan import TrialPlan
 from orchestrator.export import export_after_trials
@@ -175,7 +176,7 @@ def execute(plan: TrialPlan, address: str | None, progress: bool) -> RunOutcome:
     plan.on_change, plan.halted = check, check.halted
     watch()  # the live page from the start: readers see a running study (orchestrator/study_page.py)
     try:
-        with ray_session(address):
+        with library_log(plan.directory), ray_session(address):
             check_placement(study.resources, joined=ray_env.joins_cluster(address))
             prepared = prepare_stage(study, plan.space)
             plan = adopt(plan, prepared)
