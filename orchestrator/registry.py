@@ -21,7 +21,8 @@ SEARCH_SPACES: dict[str, str] = {
     "elm": "search_spaces.elm:ElmSpace",
 }
 
-#: a trainer entry names a module with `train(ctx, report)` and `OPTIONS` (a frozen dataclass).
+#: a trainer entry names a module with `train(ctx, report)`, `OPTIONS` (a frozen dataclass), `METRICS` and
+#: optional hooks (`prepare`, `finish`, `export`; trainers/contract.py). The orchestrator calls them by role.
 TRAINERS: dict[str, str] = {
     "synthetic": "trainers.synthetic",
     "flash_distill": "trainers.autodistill.trainer",
