@@ -9,6 +9,7 @@
   lmnas export DIR [--trial ID]   export the knee of the front (or one trial) to DIR/export
   lmnas distill DIR [--trials ID]  run the trainer's stage after the trials (e.g. regular distillation of the
                                   front, ELM retraining) again, or on the named trials
+  lmnas calibrate DIR [--n 8]     train N of a study's trials standalone: how well its proxy ranks them
   lmnas report DIR|URI            write report.png and the study page report.html into the study
   lmnas assets fetch|list|verify  the offline models and data sets
 """
@@ -101,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", nargs="+", default=[], metavar="ID", help="work on these trials instead")
     p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
     p.set_defaults(handler=cmd_distill)
+
+    p = sub.add_parser("calibrate", help="train N trials of a finished study standalone and rank them against "
+                       "the proxy the search used (Kendall tau, Spearman rho, top-k overlap)")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--n", type=int, default=8, help="trials to train standalone (default 8)")
+    p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
+    p.set_defaults(handler=cmd_calibrate)
 
     p = sub.add_parser("status", help="progress and Pareto front of a study directory or URI")
     p.add_argument("directory", help="a study directory, or its URI (s3://..., gs://..., file://...)")
@@ -233,6 +241,20 @@ def cmd_distill(ns: argparse.Namespace) -> int:
         prepared = hooks.prepare_stage(study, build_space(study))
         path = hooks.finish_stage(study, prepared, directory, store, chosen=ns.trials)
     print(f"results: {path}" if path else "nothing done (see the lines above; name trials with --trials)")
+    return 0
+
+
+def cmd_calibrate(ns: argparse.Namespace) -> int:
+    from orchestrator.calibrate import CALIBRATION_CSV, CALIBRATION_JSON, calibrate_study
+    from orchestrator.errors import StudyError
+    from orchestrator.results import load_trials
+
+    if ns.n < 3:
+        raise StudyError("--n", f"calibration ranks at least 3 trials, got {ns.n}")
+    load_trials(ns.directory)  # a directory without results fails here, in one line
+    result = calibrate_study(ns.directory, ns.n, ns.address)
+    print(result.headline)
+    print(f"wrote {ns.directory / CALIBRATION_CSV}\nwrote {ns.directory / CALIBRATION_JSON}")
     return 0
 
 

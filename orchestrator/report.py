@@ -5,6 +5,7 @@ import io
 from pathlib import Path
 
 import pandas as pd
+from orchestrator.calibration import load_calibration
 from orchestrator.objectives import Objectives
 from orchestrator.results import FINISHED_STATUSES, Summary, load_trials, metric_column, summarise
 from orchestrator.study import load_saved_study
@@ -76,5 +77,5 @@ def write_report(directory: Path, out: Path | None = None) -> tuple[Path, Path]:
     from orchestrator.results import atomic_write_bytes
 
     atomic_write_bytes(png_path, png)
-    write_page(out, study.name, study.objectives, trials, summary, live=False)
+    write_page(out, study.name, study.objectives, trials, summary, live=False, calibration=load_calibration(directory))
     return png_path, html_path

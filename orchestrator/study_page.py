@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from orchestrator.calibration import Calibration
 from orchestrator.objectives import Objectives
 from orchestrator.results import FINISHED_STATUSES, Summary, atomic_write_text, metric_column
 from orchestrator.svg import Point, esc, line_chart, scatter
@@ -100,9 +101,25 @@ def scatter_points(trials: pd.DataFrame, summary: Summary, objectives: Objective
     return points, x_label, f"{names[-1]} ({objectives.items[-1].mode})"
 
 
+def calibration_section(calibration: Calibration | None) -> str:
+    """Proxy value against standalone value per calibrated trial (`lmnas calibrate`), with the rank statistics."""
+    if calibration is None or calibration.rows.empty or not calibration.stats:
+        return ""
+    metric, stats = next(iter(calibration.stats.items()))
+    rows = calibration.rows
+    points = [Point(float(r[f"proxy_{metric}"]), float(r[f"standalone_{metric}"]),
+                    f"{r['trial_id']}: proxy {float(r[f'proxy_{metric}']):.4g}, standalone "
+                    f"{float(r[f'standalone_{metric}']):.4g}", "trial", str(r["trial_id"]))
+              for _, r in rows.iterrows()]
+    chart = scatter(points, [], f"{metric} (proxy)", f"{metric} (trained standalone)", "Proxy calibration",
+                    "calibration")
+    return (f"<h2>Proxy calibration</h2>\n<p>{esc(calibration.headline)}.</p>\n<div class=\"charts\">\n{chart}\n</div>\n"
+            + table(rows, list(rows.columns), "calibration-table"))
+
+
 def render_page(
     title: str, objectives: Objectives, trials: pd.DataFrame, summary: Summary, live: bool = False,
-    refresh_s: int = 5, now: dt.datetime | None = None,
+    refresh_s: int = 5, now: dt.datetime | None = None, calibration: Calibration | None = None,
 ) -> str:
     """The whole page as text. `live` adds a self-refresh and says the study is still running."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -136,6 +153,7 @@ Hypervolume: {hv_html}. Updated {esc(now.strftime("%Y-%m-%d %H:%M:%S %Z"))}.</p>
 {table(summary.front, front_cols, "front")}
 <h2>All trials</h2>
 {table(trials, trial_columns(trials, objectives), "trials")}
+{calibration_section(calibration)}
 </body></html>
 """
 
@@ -151,9 +169,10 @@ def page_is_live(directory: Path) -> bool:
 
 
 def write_page(
-    directory: Path, title: str, objectives: Objectives, trials: pd.DataFrame, summary: Summary, live: bool
+    directory: Path, title: str, objectives: Objectives, trials: pd.DataFrame, summary: Summary, live: bool,
+    calibration: Calibration | None = None,
 ) -> Path:
     """Write the page atomically as <directory>/report.html (readers never see half a page)."""
     path = Path(directory) / REPORT_HTML
-    atomic_write_text(path, render_page(title, objectives, trials, summary, live=live))
+    atomic_write_text(path, render_page(title, objectives, trials, summary, live=live, calibration=calibration))
     return path

@@ -16,6 +16,9 @@ Beside them a module may define, and the orchestrator calls by role (never by tr
   returns the file it wrote its results to;
 - `export(ctx: StageContext, trial: FinishedTrial, out: Path) -> Mapping[str, Any]`: a
   deployable model of one finished trial in `out`; returns what to record about it.
+- `calibrate(ctx: StageContext, trial: FinishedTrial) -> Metrics`: one finished trial trained the
+  way a user would deploy it (e.g. extracted and fine-tuned on its own); returns the metrics its
+  trial reported as a cheap proxy (same names), so `lmnas calibrate` can rank both.
 
 The hooks get everything in a plain `StageContext`, so they run the same under `lmnas`, in a test
 and from a script (`run_in_process`).

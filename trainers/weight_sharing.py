@@ -91,3 +91,11 @@ def prepare(ctx: StageContext) -> Prepared:
 def export(ctx: StageContext, trial: FinishedTrial, out: Path) -> dict[str, Any]:
     """The trial's sub-network as a standalone model in `out`."""
     return export_sub_network(ctx, trial, out, supernet_config(ctx.options), "weight_sharing")
+
+
+def calibrate(ctx: StageContext, trial: FinishedTrial) -> dict[str, Any]:
+    """The trial's sub-network fine-tuned on its own (`lmnas calibrate`): the value its proxy predicts."""
+    from trainers.supernet.calibrate import train_standalone
+
+    opts = build_options(WeightSharingOptions, ctx.options)
+    return train_standalone(ctx, trial, SupernetConfig.of(opts), opts, "weight_sharing")

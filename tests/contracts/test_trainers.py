@@ -94,7 +94,7 @@ def test_an_option_changes_what_it_reports(name: str, root: Path) -> None:
 @pytest.mark.parametrize("name", TRAINERS)
 def test_hooks_run_with_a_study_context(name: str, root: Path) -> None:
     module = registry.trainers.load(name)
-    hooks = [h for h in ("prepare", "finish", "export") if callable(getattr(module, h, None))]
+    hooks = [h for h in ("prepare", "finish", "export", "calibrate") if callable(getattr(module, h, None))]
     if not hooks:
         pytest.skip(f"{name} defines no hooks")
     case = CASES[name](root)
@@ -115,3 +115,7 @@ def test_hooks_run_with_a_study_context(name: str, root: Path) -> None:
     if "export" in hooks:
         details = module.export(ctx, trial, directory / "export")
         assert any((directory / "export").iterdir()) and details
+    if "calibrate" in hooks:  # standalone training reports the metrics its trial's proxy did
+        standalone = module.calibrate(ctx, trial)
+        numbers = {k for k, v in standalone.items() if isinstance(v, (int, float))}
+        assert numbers and numbers <= set(final), f"{name}'s calibrate reported {sorted(standalone)}"

@@ -45,6 +45,25 @@ def test_supernet_stage_then_study_then_knee_export(tmp_path: Path, ray_address:
     assert selection["trial_id"] in set(pd.read_csv(directory / "front.csv")["trial_id"])
     assert selection["supernet"] == str(checkpoint)
 
+    # The proxy checked: 3 trials trained standalone as Ray tasks, ranked against their shared-weight scores.
+    calibration = lmnas("calibrate", str(directory), "--n", "3", "--address", ray_address, cwd=tmp_path)
+    assert calibration.returncode == 0, calibration.stderr[-3000:]
+    assert "fine-tuning" in calibration.stderr and "calibrate: 3 trials (0 done before)" in calibration.stderr
+    rows = pd.read_csv(directory / "calibration.csv", dtype={"trial_id": str})
+    assert len(rows) == 3 and set(rows["trial_id"]) <= set(trials["trial_id"]) and rows["trial_id"].is_unique
+    assert {"proxy_accuracy", "standalone_accuracy", "proxy_cost_s", "standalone_cost_s"} <= set(rows.columns)
+    assert rows["standalone_accuracy"].between(0, 1).all() and (rows["standalone_cost_s"] > 0).all()
+    by_id = trials.set_index("trial_id")["accuracy"]
+    assert (rows["proxy_accuracy"].to_numpy() == by_id[rows["trial_id"]].to_numpy()).all()
+    saved = json.loads((directory / "calibration.json").read_text())
+    assert saved["n"] == 3 and sorted(saved["picked"]) == sorted(rows["trial_id"])
+    # A rerun continues: nothing left to train.
+    again = lmnas("calibrate", str(directory), "--n", "3", "--address", ray_address, cwd=tmp_path)
+    assert again.returncode == 0 and "calibrate: 3 trials (3 done before)" in again.stderr, again.stderr[-2000:]
+    assert "fine-tuning" not in again.stderr
+    report = lmnas("report", str(directory), cwd=tmp_path)
+    assert report.returncode == 0 and 'id="calibration"' in (directory / "report.html").read_text()
+
 
 def test_supernet_train_refuses_a_study_without_a_super_network(tmp_path: Path) -> None:
     study = {**tiny_weight_sharing_study(tmp_path), "trainer": {"kind": "standard_nas"}}
@@ -52,4 +71,13 @@ def test_supernet_train_refuses_a_study_without_a_super_network(tmp_path: Path) 
     path.write_text(yaml.safe_dump(study))
     done = lmnas("supernet", "train", str(path), cwd=tmp_path)
     assert done.returncode == 2 and "trainer.kind: 'standard_nas' has no stage before its trials" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_calibrate_refuses_a_study_whose_trainer_cannot_train_standalone(tmp_path: Path) -> None:
+    from tests.unit.study_results import study_directory
+
+    s, _ = study_directory(tmp_path)  # a synthetic-trainer study with results
+    done = lmnas("calibrate", str(s.directory), cwd=tmp_path)
+    assert done.returncode == 2 and "'synthetic' has no" in done.stderr and "lmnas calibrate" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -1,0 +1,41 @@
+"""Standalone training of one weight-sharing trial, to check the proxy it was ranked by.
+
+structural-pruning-via-nas.txt §3.2.2 ranks sub-networks by their accuracy on the super-network's
+shared weights, a proxy for what a user deploys: the sub-network cut out and fine-tuned on its own.
+This trains that deployable model with the study's own data and budget (the super-network stage's
+fine-tuning options: examples, epochs, learning rate, batch size) starting from the extracted
+weights, and scores it on the same validation split as the proxy, so `lmnas calibrate` can measure
+how well the proxy's ranking holds.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from trainers.baselines.common import fine_tune
+from trainers.contract import FinishedTrial, StageContext, TrainerError
+from trainers.supernet.cache import SupernetConfig, checkpoint_dir, is_complete, load_supernet
+from trainers.supernet.checks import pick_device, pruning_space
+from trainers.supernet.measure import evaluate
+from trainers.supernet.options import MeasureOptions
+from trainers.supernet.splits import SplitSpec, classification_split
+
+
+def train_standalone(ctx: StageContext, trial: FinishedTrial, config: SupernetConfig, measure: MeasureOptions,
+                     trainer: str) -> dict[str, Any]:
+    """Accuracy and loss of the trial's sub-network after fine-tuning it on its own."""
+    space = pruning_space(ctx, trainer)
+    checkpoint = checkpoint_dir(config, space, ctx.seed)
+    if not is_complete(checkpoint):
+        raise TrainerError(f"the study's super-network {checkpoint} is gone; rerun `lmnas supernet train` on the "
+                           "study file")
+    device = pick_device(config.device)
+    sub = space.architecture(space.normalise(trial.config))
+    model = load_supernet(checkpoint, device).extract_sub_network(sub)
+    train, _ = classification_split(
+        SplitSpec(config.task, config.model, "train", config.max_examples, config.max_length, ctx.seed))
+    validation, _ = classification_split(
+        SplitSpec(config.task, config.model, "validation", measure.eval_examples, config.max_length, ctx.seed))
+    ctx.log(f"{trial.trial_id}: fine-tuning {sum(len(h) > 0 for h in sub.heads)} layers standalone "
+            f"({config.epochs} epochs of {len(train)} examples)")
+    fine_tune(model, train, config, ctx.seed)
+    return evaluate(model, validation, measure.eval_batch_size)
