@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from trainers.baselines.common import fine_tune
-from trainers.contract import FinishedTrial, StageContext, TrainerError
-from trainers.supernet.cache import SupernetConfig, checkpoint_dir, is_complete, load_supernet
-from trainers.supernet.checks import pick_device, pruning_space
+from trainers.contract import FinishedTrial, StageContext
+from trainers.supernet.cache import SupernetConfig, load_supernet
+from trainers.supernet.checks import pick_device
+from trainers.supernet.hooks import trained_supernet
 from trainers.supernet.measure import evaluate
 from trainers.supernet.options import MeasureOptions
 from trainers.supernet.splits import SplitSpec, classification_split
@@ -23,11 +24,7 @@ from trainers.supernet.splits import SplitSpec, classification_split
 def train_standalone(ctx: StageContext, trial: FinishedTrial, config: SupernetConfig, measure: MeasureOptions,
                      trainer: str) -> dict[str, Any]:
     """Accuracy and loss of the trial's sub-network after fine-tuning it on its own."""
-    space = pruning_space(ctx, trainer)
-    checkpoint = checkpoint_dir(config, space, ctx.seed)
-    if not is_complete(checkpoint):
-        raise TrainerError(f"the study's super-network {checkpoint} is gone; rerun `lmnas supernet train` on the "
-                           "study file")
+    space, checkpoint = trained_supernet(ctx, config, trainer)
     device = pick_device(config.device)
     sub = space.architecture(space.normalise(trial.config))
     model = load_supernet(checkpoint, device).extract_sub_network(sub)

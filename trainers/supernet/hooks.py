@@ -17,6 +17,7 @@ from typing import Any
 
 from trainers.contract import FinishedTrial, Prepared, StageContext, TrainerError
 from trainers.supernet.cache import SupernetConfig, checkpoint_dir, is_complete, load_supernet
+from search_spaces.pruning import PruningSpace
 from trainers.supernet.checks import pruning_space
 from trainers.supernet.train import ensure_supernet
 
@@ -32,6 +33,16 @@ def prepare_supernet(ctx: StageContext, config: SupernetConfig, trainer: str) ->
     return Prepared(ctx.space, ctx.options, str(directory))
 
 
+def trained_supernet(ctx: StageContext, config: SupernetConfig, trainer: str) -> tuple[PruningSpace, Path]:
+    """The study's space and its trained super-network's checkpoint (a one-line error when it is gone)."""
+    space = pruning_space(ctx, trainer)
+    checkpoint = checkpoint_dir(config, space, ctx.seed)
+    if not is_complete(checkpoint):
+        raise TrainerError(f"the study's super-network {checkpoint} is gone; rerun `lmnas supernet train` on the "
+                           "study file")
+    return space, checkpoint
+
+
 def export_sub_network(ctx: StageContext, trial: FinishedTrial, out: Path, config: SupernetConfig,
                        trainer: str) -> dict[str, Any]:
     """The trial's sub-network, cut out of the study's super-network, as a model folder `out`."""
@@ -41,11 +52,7 @@ def export_sub_network(ctx: StageContext, trial: FinishedTrial, out: Path, confi
     from trainers.data import load_tokenizer
     from trainers.supernet.export import export_compact, export_standard
 
-    space = pruning_space(ctx, trainer)
-    checkpoint = checkpoint_dir(config, space, ctx.seed)
-    if not is_complete(checkpoint):
-        raise TrainerError(f"the study's super-network {checkpoint} is gone; rerun `lmnas supernet train` on the "
-                           "study file")
+    space, checkpoint = trained_supernet(ctx, config, trainer)
     model = load_supernet(checkpoint).extract_sub_network(space.architecture(space.normalise(trial.config)))
     tokenizer = load_tokenizer(config.model)
     hf_logging.disable_progress_bar()  # one export: a shard-writing bar is noise in the run's log
