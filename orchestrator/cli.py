@@ -10,6 +10,7 @@
   lmnas distill DIR [--trials ID]  run the trainer's stage after the trials (e.g. regular distillation of the
                                   front, ELM retraining) again, or on the named trials
   lmnas calibrate DIR [--n 8]     train N of a study's trials standalone: how well its proxy ranks them
+  lmnas remeasure DIR             time the front's latency again, one trial at a time on an idle host
   lmnas report DIR|URI            write report.png and the study page report.html into the study
   lmnas assets fetch|list|verify  the offline models and data sets
 """
@@ -109,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=8, help="trials to train standalone (default 8)")
     p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
     p.set_defaults(handler=cmd_calibrate)
+
+    p = sub.add_parser("remeasure", help="time the front's latency again in one quiet pass (remeasured.csv)")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
+    p.set_defaults(handler=cmd_remeasure)
 
     p = sub.add_parser("status", help="progress and Pareto front of a study directory or URI")
     p.add_argument("directory", help="a study directory, or its URI (s3://..., gs://..., file://...)")
@@ -255,6 +261,21 @@ def cmd_calibrate(ns: argparse.Namespace) -> int:
     result = calibrate_study(ns.directory, ns.n, ns.address)
     print(result.headline)
     print(f"wrote {ns.directory / CALIBRATION_CSV}\nwrote {ns.directory / CALIBRATION_JSON}")
+    return 0
+
+
+def cmd_remeasure(ns: argparse.Namespace) -> int:
+    from orchestrator.remeasure import REMEASURED_CSV, remeasure_front
+    from orchestrator.results import load_trials
+
+    load_trials(ns.directory)  # a directory without results fails here, in one line
+    table = remeasure_front(ns.directory, ns.address)
+    measured = [c[: -len("_remeasured")] for c in table.columns if c.endswith("_remeasured")]
+    for _, r in table.iterrows():
+        pairs = [f"{m} {r[m]:.4g} -> {r[f'{m}_remeasured']:.4g}" for m in measured
+                 if isinstance(r[f"{m}_remeasured"], (int, float))]
+        print(f"{r['trial_id']}: " + ", ".join(pairs) + " (during the search -> alone)")
+    print(f"wrote {ns.directory / REMEASURED_CSV}")
     return 0
 
 

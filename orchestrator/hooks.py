@@ -26,7 +26,8 @@ TaskRunner = Callable[[Log], RunTask]
 
 #: hook roles, and what each does in a user's words (for refusals).
 ROLES = {"prepare": "stage before its trials (no super-network to train)", "finish": "stage after its trials",
-         "export": "trial weights to export", "calibrate": "standalone training of a trial to check its proxy by"}
+         "export": "trial weights to export", "calibrate": "standalone training of a trial to check its proxy by",
+         "remeasure": "measured metric to time again"}
 
 
 class StageError(LmnasError):

@@ -19,6 +19,9 @@ Beside them a module may define, and the orchestrator calls by role (never by tr
 - `calibrate(ctx: StageContext, trial: FinishedTrial) -> Metrics`: one finished trial trained the
   way a user would deploy it (e.g. extracted and fine-tuned on its own); returns the metrics its
   trial reported as a cheap proxy (same names), so `lmnas calibrate` can rank both.
+- `remeasure(ctx: StageContext, trial: FinishedTrial) -> Metrics`: the trial's measured metrics
+  (latency) taken again, for `lmnas remeasure`, which times the front once more after the search,
+  one trial at a time on an otherwise idle host.
 
 The hooks get everything in a plain `StageContext`, so they run the same under `lmnas`, in a test
 and from a script (`run_in_process`).

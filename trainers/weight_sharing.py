@@ -93,6 +93,18 @@ def export(ctx: StageContext, trial: FinishedTrial, out: Path) -> dict[str, Any]
     return export_sub_network(ctx, trial, out, supernet_config(ctx.options), "weight_sharing")
 
 
+def remeasure(ctx: StageContext, trial: FinishedTrial) -> dict[str, Any]:
+    """The trial's latency timed again (`lmnas remeasure`), on a host no other trial is using."""
+    from trainers.supernet.hooks import trained_supernet
+
+    opts = build_options(WeightSharingOptions, ctx.options)
+    space, checkpoint = trained_supernet(ctx, SupernetConfig.of(opts), "weight_sharing")
+    sub = space.architecture(space.normalise(trial.config))
+    compact = supernet_for(checkpoint, pick_device(opts.device)).extract_sub_network(sub)
+    measured = efficiency(compact, opts)
+    return {k: measured[k] for k in LATENCY_METRICS}
+
+
 def calibrate(ctx: StageContext, trial: FinishedTrial) -> dict[str, Any]:
     """The trial's sub-network fine-tuned on its own (`lmnas calibrate`): the value its proxy predicts."""
     from trainers.supernet.calibrate import train_standalone

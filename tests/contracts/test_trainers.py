@@ -94,7 +94,7 @@ def test_an_option_changes_what_it_reports(name: str, root: Path) -> None:
 @pytest.mark.parametrize("name", TRAINERS)
 def test_hooks_run_with_a_study_context(name: str, root: Path) -> None:
     module = registry.trainers.load(name)
-    hooks = [h for h in ("prepare", "finish", "export", "calibrate") if callable(getattr(module, h, None))]
+    hooks = [h for h in ("prepare", "finish", "export", "calibrate", "remeasure") if callable(getattr(module, h, None))]
     if not hooks:
         pytest.skip(f"{name} defines no hooks")
     case = CASES[name](root)
@@ -119,3 +119,6 @@ def test_hooks_run_with_a_study_context(name: str, root: Path) -> None:
         standalone = module.calibrate(ctx, trial)
         numbers = {k for k, v in standalone.items() if isinstance(v, (int, float))}
         assert numbers and numbers <= set(final), f"{name}'s calibrate reported {sorted(standalone)}"
+    if "remeasure" in hooks:  # the measured metrics again, under the names the trial reported them
+        again = module.remeasure(ctx, trial)
+        assert again and set(again) <= set(final), f"{name}'s remeasure reported {sorted(again)}"

@@ -61,6 +61,13 @@ def test_supernet_stage_then_study_then_knee_export(tmp_path: Path, ray_address:
     again = lmnas("calibrate", str(directory), "--n", "3", "--address", ray_address, cwd=tmp_path)
     assert again.returncode == 0 and "calibrate: 3 trials (3 done before)" in again.stderr, again.stderr[-2000:]
     assert "fine-tuning" not in again.stderr
+    # The front timed again, alone: both values kept.
+    remeasured = lmnas("remeasure", str(directory), "--address", ray_address, cwd=tmp_path)
+    assert remeasured.returncode == 0, remeasured.stderr[-3000:]
+    table = pd.read_csv(directory / "remeasured.csv", dtype={"trial_id": str})
+    assert sorted(table["trial_id"]) == sorted(pd.read_csv(directory / "front.csv", dtype={"trial_id": str})["trial_id"])
+    assert (table["latency_ms_remeasured"] > 0).all() and (table["latency_ms"] == by_latency(trials, table)).all()
+    assert "latency_ms" in remeasured.stdout and "-> " in remeasured.stdout
     report = lmnas("report", str(directory), cwd=tmp_path)
     assert report.returncode == 0 and 'id="calibration"' in (directory / "report.html").read_text()
 
@@ -72,6 +79,10 @@ def test_supernet_train_refuses_a_study_without_a_super_network(tmp_path: Path) 
     done = lmnas("supernet", "train", str(path), cwd=tmp_path)
     assert done.returncode == 2 and "trainer.kind: 'standard_nas' has no stage before its trials" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def by_latency(trials: pd.DataFrame, table: pd.DataFrame) -> "pd.Series":
+    return trials.set_index("trial_id")["latency_ms"][table["trial_id"]].reset_index(drop=True)
 
 
 def test_calibrate_refuses_a_study_whose_trainer_cannot_train_standalone(tmp_path: Path) -> None:
