@@ -15,6 +15,7 @@ from orchestrator.searchers.base import Searcher
 from search_spaces.base import SearchSpace
 from trainers.contract import TrainerError, declared_metrics, space_metrics
 from trainers.options import build_options
+from trainers.sources import check_sources
 
 T = TypeVar("T")
 
@@ -47,9 +48,11 @@ def check_trainer_options(study: Any) -> Any:
     """The trainer's built options."""
     module = trainer_module(study)
     try:
-        return build_options(module.OPTIONS, study.trainer.options)
-    except (ValueError, TypeError) as e:
+        options = build_options(module.OPTIONS, study.trainer.options)
+        check_sources(options)  # local models and data: exist, with the columns they need
+    except (ValueError, TypeError, TrainerError) as e:
         raise StudyError("trainer.options", str(e)) from None
+    return options
 
 
 def check_trainer(study: Any, space: SearchSpace) -> None:
