@@ -3,6 +3,7 @@
   lmnas validate STUDY            check a study file (exit 2 with one line when it is wrong)
   lmnas run STUDY [--address A]   run it on an embedded local Ray (or join a cluster)
   lmnas resume DIR|URI            continue a study that stopped early
+  lmnas run|resume --backend local  the trials one at a time in this process, without Ray (pdb works in a trainer)
   lmnas submit STUDY --address U  run it as a job on a Ray cluster (the dashboard's http://host:port)
   lmnas status DIR|URI            progress and the current Pareto front of a study (also while it runs)
   lmnas supernet train STUDY      run the trainer's stage before the trials (e.g. train its super-network; cached)
@@ -65,12 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
     p.add_argument("--overwrite", action="store_true", help="delete earlier results of a study with this name")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_backend(p)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("resume", help="continue a study that stopped early (finished trials are kept)")
     p.add_argument("directory", help="the study directory, or its URI (s3://..., gs://..., file://...)")
     p.add_argument("--address", help="join this Ray cluster instead of starting a local one (e.g. auto)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_backend(p)
     p.set_defaults(handler=cmd_resume)
 
     p = sub.add_parser("submit", help="run a study as a job on a Ray cluster")
@@ -128,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("ray", "local"), default="ray",
+                   help="ray (default): trials on Ray Tune; local: one at a time in this process, without Ray, "
+                        "so a debugger works inside a trainer")
+
+
 def cmd_validate(ns: argparse.Namespace) -> int:
     from orchestrator.study import load_study
 
@@ -143,7 +152,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from orchestrator.study import load_study
 
     study = load_study(ns.study)
-    outcome = run_study(study, address=ns.address, overwrite=ns.overwrite, progress=not ns.quiet)
+    outcome = run_study(study, address=ns.address, overwrite=ns.overwrite, progress=not ns.quiet, backend=ns.backend)
     return finish(outcome, study_location(study.storage, study.name))
 
 
@@ -152,7 +161,7 @@ def cmd_resume(ns: argparse.Namespace) -> int:
 
     # A URI is brought into this machine's mirror first: the study may have run on another one.
     location = open_study(ns.directory)
-    return finish(resume_study(location.local, address=ns.address, progress=not ns.quiet), location)
+    return finish(resume_study(location.local, address=ns.address, progress=not ns.quiet, backend=ns.backend), location)
 
 
 def finish(outcome: "RunOutcome", location: "StudyLocation") -> int:

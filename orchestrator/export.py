@@ -55,7 +55,7 @@ def knee_row(front: pd.DataFrame, objectives: Objectives) -> pd.Series:
 
 
 def export_trial(study: Study, prepared: Prepared, directory: Path, store: ResultsStore, trial_id: str | None = None,
-                 stream: TextIO = sys.stderr) -> Path:
+                 stream: TextIO = sys.stderr, runner: hooks.TaskRunner | None = None) -> Path:
     """Export the knee of the front (or trial `trial_id`) through the trainer's `export` hook to `<directory>/export/`."""
     export = hooks.require(study, "export", "lmnas export")
     rule = "knee" if trial_id is None else "chosen"
@@ -63,7 +63,7 @@ def export_trial(study: Study, prepared: Prepared, directory: Path, store: Resul
         trial_id = str(knee_row(summarise(store.trials_frame(), study.objectives, study.constraints).front,
                                 study.objectives)["trial_id"])
     ctx = hooks.stage_context(study, prepared.space, prepared.trainer_options, directory, hooks.printer(study, stream),
-                              store, chosen=[trial_id])
+                              store, chosen=[trial_id], runner=runner)
     trial = ctx.chosen[0]
     out = directory / EXPORT_DIR
     shutil.rmtree(out, ignore_errors=True)  # no file of an earlier export may pass for this one's
@@ -75,12 +75,12 @@ def export_trial(study: Study, prepared: Prepared, directory: Path, store: Resul
 
 
 def export_after_trials(study: Study, prepared: Prepared, directory: Path, store: ResultsStore,
-                        stream: TextIO = sys.stderr) -> Path | None:
+                        stream: TextIO = sys.stderr, runner: hooks.TaskRunner | None = None) -> Path | None:
     """When the trainer can export a trial, export the knee of the front (nothing when no trial finished)."""
     if hooks.hook(study, "export") is None:
         return None
     try:
-        out = export_trial(study, prepared, directory, store, stream=stream)
+        out = export_trial(study, prepared, directory, store, stream=stream, runner=runner)
     except ResultsError as e:
         print(f"[{study.name}] export skipped: {e}", file=stream, flush=True)
         return None

@@ -128,9 +128,10 @@ class Progress:
             self.pending = ""
 
 
-def study_progress(study: Study, store: ResultsStore, console: bool = True) -> Progress:
-    """The runner's hook: console progress (unless quiet), Ray metrics and the live study page."""
+def study_progress(study: Study, store: ResultsStore, console: bool = True, ray_metrics: bool = True) -> Progress:
+    """The runner's hook: console progress (unless quiet), Ray metrics (not for a run without Ray: they
+    would import it for nobody to read) and the live study page."""
     location = study_location(study.storage, study.name)
     return Progress(study, store, stream=sys.stderr if console else None,
-                    metrics=StudyMetrics(study.name, study.objectives),
+                    metrics=StudyMetrics(study.name, study.objectives) if ray_metrics else None,
                     page=LivePage(study, store, push=location.push if location.uri else None))

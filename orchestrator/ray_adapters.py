@@ -29,6 +29,7 @@ from orchestrator.results import COMPLETED, FAILED, STOPPED, ResultsStore, atomi
 from orchestrator.schedulers.base import Decision, Scheduler
 from orchestrator.searchers.base import Finished, Searcher
 from orchestrator.study import Resources
+from orchestrator.trials import NetworkReuse, TrialTimeout, plain_metrics, reused_metrics, timeout_message, trial_config
 from search_spaces.base import SearchSpace
 from trainers.contract import TrialContext
 
@@ -39,13 +40,7 @@ _TUNE_KEYS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "sho
 
 def trainer_metrics(result: Mapping[str, Any] | None) -> dict[str, float | str]:
     """The trainer's own metrics (numbers, and text labels such as the hardware) from a Tune result."""
-    if not result:
-        return {}
-    return {
-        k: v if isinstance(v, str) else float(v)
-        for k, v in result.items()
-        if k not in _TUNE_KEYS and isinstance(v, (int, float, str)) and not isinstance(v, bool)
-    }
+    return plain_metrics(result, _TUNE_KEYS)
 
 
 def trial_arch(trial: Trial) -> dict[str, Any]:
@@ -55,10 +50,6 @@ def trial_arch(trial: Trial) -> dict[str, Any]:
 def study_trial_id(trial: Trial) -> str:
     """The study's own id for a Tune trial: stable across resumes (a rerun keeps its id)."""
     return str(trial.config.get("trial_id", trial.trial_id))
-
-
-class TrialTimeout(Exception):
-    """A trial ran past the study's per-trial time limit."""
 
 
 class TuneSearcher(TuneSearcherBase):
@@ -82,9 +73,7 @@ class TuneSearcher(TuneSearcherBase):
         self.replay = list(replay)
         self.ids: dict[str, str] = {}
         self.saver = BackgroundSaver(searcher.state_dict, state_dir / SEARCHER_STATE_FILE)
-        self.space, self.store = space, store
-        self.network_keys: dict[str, str] = {}  # study trial id -> network key, of completed trials
-
+        self.reuse = NetworkReuse(space, store) if space is not None and store is not None else None
 
     # Tune pickles its search algorithm into its experiment state, which lmnas never restores from
     # (studies resume from searcher_state.json): keep only the JSON state, so searchers that
@@ -94,18 +83,7 @@ class TuneSearcher(TuneSearcherBase):
 
     def evaluated(self, config: Mapping[str, Any]) -> tuple[str, dict[str, float | str]] | None:
         """(trial id, final metrics) of a completed trial that built the same network, if any."""
-        if self.space is None or self.store is None:
-            return None
-        key = self.space.network_key(config)
-        for tid, record in list(self.store.trials.items()):
-            if record.status != COMPLETED:
-                continue
-            if tid not in self.network_keys:
-                self.network_keys[tid] = self.space.network_key(record.config)
-            if self.network_keys[tid] == key:
-                return tid, dict(record.metrics)
-        return None
-
+        return None if self.reuse is None else self.reuse.evaluated(config)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.replay:
@@ -120,10 +98,7 @@ class TuneSearcher(TuneSearcherBase):
                 return None
             config = suggested
         self.ids[trial_id] = study_id
-        if (found := self.evaluated(config)) is not None:
-            source, metrics = found
-            return {"arch": config, "trial_id": study_id, "reuse": {"trial_id": source, "metrics": metrics}}
-        return {"arch": config, "trial_id": study_id}
+        return trial_config(study_id, config, self.evaluated(config))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self.inner.on_trial_result(self.ids.get(trial_id, trial_id), trainer_metrics(result))
@@ -191,9 +166,7 @@ class TuneScheduler(TuneFIFOScheduler):
                 began = self.started.get(trial.trial_id)
                 if trial.status == Trial.RUNNING and began is not None and now - began > self.trial_timeout_s:
                     self.started.pop(trial.trial_id)
-                    timeout = TrialTimeout(
-                        f"TrialTimeout: the trial ran longer than budget.trial_timeout_s = {self.trial_timeout_s:g} s"
-                    )
+                    timeout = TrialTimeout(f"TrialTimeout: {timeout_message(self.trial_timeout_s)}")
                     tune_controller._tune_controller._process_trial_failure(trial, exception=timeout)
         return super().choose_trial_to_run(tune_controller)
 
@@ -278,7 +251,7 @@ def make_trainable(
         trial_id = str(config.get("trial_id") or tune.get_context().get_trial_id())
         name_log_lines(actor_name(study_name, trial_id))
         if (reuse := config.get("reuse")) is not None:  # the same network was evaluated already
-            tune.report({**reuse["metrics"], "reused_from": reuse["trial_id"]})
+            tune.report(reused_metrics(reuse))
             return
         last: dict[str, float] = {}
 

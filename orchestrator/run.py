@@ -2,14 +2,15 @@
 
 By default an embedded Ray starts on loopback only (every listener on 127.0.0.1, no usage
 reporting); `address` joins an existing cluster instead. Ray is shut down at the end only
-when this process started it.
+when this process started it. The `local` backend runs the same plan in this process, one trial
+at a time, without starting Ray (`orchestrator/local_backend.py`).
 """
 from __future__ import annotations
 
 import os
 import shutil
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,7 +23,7 @@ from orchestrator.console import library_log
 from orchestrator.errors import StudyError
 from orchestrator.plan import TrialPlan
 from orchestrator.export import export_after_trials
-from orchestrator.hooks import finish_stage, prepare_stage
+from orchestrator.hooks import TaskRunner, finish_stage, prepare_stage
 from orchestrator.metric_check import MetricCheck
 from orchestrator.plugins import build_scheduler, build_searcher, build_space, check_trainer
 from orchestrator.progress import study_progress
@@ -31,7 +32,10 @@ from orchestrator.resume import SCHEDULER_STATE_FILE, SEARCHER_STATE_FILE, finis
 from orchestrator.searchers.base import Searcher
 from orchestrator.study import Study, load_saved_study
 from search_spaces.base import SearchSpace
-from trainers.contract import Prepared
+from trainers.contract import Prepared, run_in_process
+
+#: where the trials run: Ray Tune (the default; embedded, or a cluster) or this process, one at a time.
+BACKENDS = ("ray", "local")
 
 
 @contextmanager
@@ -95,7 +99,7 @@ class RunOutcome:
 
 
 def run_study(
-    study: Study, address: str | None = None, overwrite: bool = False, progress: bool = True
+    study: Study, address: str | None = None, overwrite: bool = False, progress: bool = True, backend: str = "ray"
 ) -> RunOutcome:
     """Run every trial of a new study."""
     space = build_space(study)
@@ -106,10 +110,10 @@ def run_study(
     store = ResultsStore(directory, study.objectives, study.constraints)
     plan = TrialPlan(study, directory, registry.TRAINERS[study.trainer.name], space, searcher, scheduler, store,
                      num_trials=study.budget.num_trials)
-    return execute(plan, address, progress)
+    return execute(plan, address, progress, backend)
 
 
-def resume_study(directory: Path, address: str | None = None, progress: bool = True) -> RunOutcome:
+def resume_study(directory: Path, address: str | None = None, progress: bool = True, backend: str = "ray") -> RunOutcome:
     """Continue a study from its directory: finished trials kept, unfinished ones rerun."""
     directory = Path(directory).absolute()
     study = load_saved_study(directory)
@@ -128,7 +132,7 @@ def resume_study(directory: Path, address: str | None = None, progress: bool = T
         return RunOutcome(summarise(store.trials_frame(), study.objectives, study.constraints), directory, 0)
     print(f"resuming {study.name}: {finished_count(store)} trials finished, {len(replay)} to rerun, "
           f"{remaining - len(replay)} new", file=sys.stderr)
-    return execute(plan, address, progress)
+    return execute(plan, address, progress, backend)
 
 
 def next_run_index(study: Study, directory: Path) -> int:
@@ -166,28 +170,49 @@ def close_searcher(searcher: Searcher) -> None:
         close()
 
 
-def execute(plan: TrialPlan, address: str | None, progress: bool) -> RunOutcome:
-    """Drive the plan's trials on Ray; whatever happens, leave the directory consistent."""
-    from orchestrator.ray_adapters import check_placement, run_tune
-
+def execute(plan: TrialPlan, address: str | None, progress: bool, backend: str = "ray") -> RunOutcome:
+    """Drive the plan's trials on `backend`; whatever happens, leave the directory consistent."""
+    if backend not in BACKENDS:
+        raise StudyError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    local = backend == "local"
+    if local and address:
+        raise StudyError("backend", "the local backend runs the trials in this process, without Ray; "
+                                    "drop --address, or use --backend ray to join a cluster")
+    # Locally the hooks' heavy work runs here too, so nothing starts Ray.
+    runner: TaskRunner | None = run_in_process if local else None
     study, store = plan.study, plan.store
-    watch = study_progress(study, store, console=progress)
+    watch = study_progress(study, store, console=progress, ray_metrics=not local)
     check = MetricCheck(store, study.objectives, watch)
     plan.on_change, plan.halted = check, check.halted
     watch()  # the live page from the start: readers see a running study (orchestrator/study_page.py)
     try:
-        with library_log(plan.directory), ray_session(address):
-            check_placement(study.resources, joined=ray_env.joins_cluster(address))
-            prepared = prepare_stage(study, plan.space)
+        with library_log(plan.directory), nullcontext() if local else ray_session(address):
+            if not local:
+                from orchestrator.ray_adapters import check_placement
+
+                check_placement(study.resources, joined=ray_env.joins_cluster(address))
+            prepared = prepare_stage(study, plan.space, runner=runner)
             plan = adopt(plan, prepared)
-            run_tune(plan)
+            run_trials(plan, local)
             check.raise_if_halted()
             # Inside the session: a stage after the trials may run Ray tasks (regular distillation).
-            finish_stage(study, prepared, plan.directory, store)
-            export_after_trials(study, prepared, plan.directory, store)
+            finish_stage(study, prepared, plan.directory, store, runner=runner)
+            export_after_trials(study, prepared, plan.directory, store, runner=runner)
     finally:
         close_searcher(plan.searcher)
         store.mark_interrupted()
         watch.close()
     summary = summarise(store.trials_frame(), study.objectives, study.constraints)
     return RunOutcome(summary, plan.directory, max(study.budget.num_trials - finished_count(store), 0))
+
+
+def run_trials(plan: TrialPlan, local: bool) -> None:
+    """The trial loop of one backend (each imported only when used: the local one never imports Ray)."""
+    if local:
+        from orchestrator.local_backend import run_local
+
+        run_local(plan)
+    else:
+        from orchestrator.ray_adapters import run_tune
+
+        run_tune(plan)
