@@ -254,13 +254,16 @@ def make_trainable(
             tune.report(reused_metrics(reuse))
             return
         last: dict[str, float] = {}
+        trial_dir = directory / "trials" / trial_id
 
-        def report(metrics: Mapping[str, float]) -> None:
+        def report(metrics: Mapping[str, float], checkpoint: Path | None = None) -> None:
             last.clear()
             last.update(metrics)
-            tune.report(dict(metrics))
+            # A checkpoint goes to Tune's storage (a study URI reaches every node), so a rerun of the
+            # trial on another node gets it back through tune.get_checkpoint().
+            tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(str(checkpoint)) if checkpoint else None)
 
-        ctx = TrialContext(trial_id, config["arch"], space, options, seed, directory / "trials" / trial_id)
+        ctx = TrialContext(trial_id, config["arch"], space, options, seed, trial_dir, restored(trial_dir))
         final = module.train(ctx, report)
         if publish_uri is not None and ctx.trial_dir is not None and ctx.trial_dir.is_dir():
             upload_dir(ctx.trial_dir, join(publish_uri, "trials", trial_id))
@@ -268,6 +271,14 @@ def make_trainable(
             tune.report(dict(final))
 
     return lmnas_trial
+
+
+def restored(trial_dir: Path) -> Path | None:
+    """The checkpoint this trial last reported, when Tune runs it again after a failure (else None)."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    return Path(checkpoint.to_directory(str(trial_dir / "restored")))
 
 
 def actor_name(study_name: str, trial_id: str) -> str:
@@ -355,6 +366,8 @@ def run_tune(plan: TrialPlan) -> None:
             # analysis finds them instead of warning once per trial).
             callbacks=[ResultsCallback(plan.store, tune_scheduler, plan.on_change), JsonLoggerCallback()],
             failure_config=tune.FailureConfig(max_failures=study.budget.max_retries),
+            # Only the latest checkpoint of a trial is ever restored from.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             stop=HaltStopper(plan.halted) if plan.halted is not None else None,
             verbose=0,
         ),

@@ -36,7 +36,15 @@ from search_spaces.base import SearchSpace
 
 #: numbers, plus text labels where a number would mislead (e.g. "hardware": "NVIDIA H100").
 Metrics = Mapping[str, float | str]
-Report = Callable[[Metrics], None]
+
+
+class Report(Protocol):
+    """`report(metrics)` for each result; `report(metrics, checkpoint=dir)` when `dir` holds the state
+    a rerun of the trial continues from (it comes back as `TrialContext.restore_dir`)."""
+
+    def __call__(self, metrics: Metrics, checkpoint: Path | None = None) -> None: ...
+
+
 Log = Callable[[str], None]
 #: `run_task(fn, args, what)` runs `fn(*args, log)` as one task (a Ray task under `lmnas`) and
 #: returns its result; `what` names the work in a failure's one-line message.
@@ -68,6 +76,9 @@ class TrialContext:
     seed: int = 0
     #: a directory private to this trial, for checkpoints and artefacts.
     trial_dir: Path | None = None
+    #: on a rerun of the trial (its node was lost, a retry), the state it last reported as a
+    #: checkpoint (`report(metrics, checkpoint=dir)`); None on a first run.
+    restore_dir: Path | None = None
 
 
 class Trainer(Protocol):
@@ -137,6 +148,10 @@ def space_metrics(space: SearchSpace) -> tuple[str, ...]:
 
 
 def collect_reports() -> tuple[list[dict[str, float]], Report]:
-    """A `report` callable that just records: for tests and the command line."""
+    """A `report` callable that just records (checkpoints are left where they are): for tests and the command line."""
     seen: list[dict[str, float]] = []
-    return seen, lambda m: seen.append(dict(m))
+
+    def report(metrics: Metrics, checkpoint: Path | None = None) -> None:
+        seen.append(dict(metrics))
+
+    return seen, report

@@ -38,6 +38,10 @@ class SyntheticOptions:
     failure_mode: Literal["raise", "exit", "hang"] = "raise"
     #: print one line per step (a trainer's own output, as real trainers print progress).
     print_steps: bool = False
+    #: report each step as a checkpoint, and continue after the last one when the trial is rerun.
+    checkpoint: bool = False
+    #: fail at this step on the trial's first run only (a lost node, say); a retry goes past it.
+    fail_first_run_at_step: int | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -119,8 +123,11 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
     fail_step = int(rng.integers(1, opts.steps + 1)) if rng.random() < opts.fail_probability else None
     if x[0] < opts.fail_below_x0:
         fail_step = 1
+    if opts.fail_first_run_at_step is not None and ctx.restore_dir is None:
+        fail_step = opts.fail_first_run_at_step
+    done = int((ctx.restore_dir / "step").read_text()) if ctx.restore_dir is not None else 0
     metrics: dict[str, float] = {}
-    for step in range(1, opts.steps + 1):
+    for step in range(done + 1, opts.steps + 1):
         if opts.step_seconds:
             time.sleep(opts.step_seconds)
         if step == fail_step:
@@ -130,5 +137,11 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
         metrics["step"] = float(step)
         if opts.print_steps:
             print(f"trial {ctx.trial_id} step {step}/{opts.steps}", flush=True)
-        report(metrics)
+        if opts.checkpoint and ctx.trial_dir is not None:
+            state = ctx.trial_dir / "state"
+            state.mkdir(parents=True, exist_ok=True)
+            (state / "step").write_text(str(step))
+            report(metrics, checkpoint=state)
+        else:
+            report(metrics)
     return metrics

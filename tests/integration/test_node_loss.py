@@ -66,3 +66,20 @@ def test_a_study_survives_the_loss_of_a_worker_node(tmp_path: Path, cluster_clie
     state = json.loads((directory / "searcher_state.json").read_text())
     assert len(state["history"]) == NUM_TRIALS and not state["pending"]
     assert sorted(h[0] for h in state["history"]) == sorted(trials["trial_id"])
+
+
+def test_a_rerun_trial_continues_from_its_last_checkpoint(tmp_path: Path, ray_address: str) -> None:
+    """A trial that reports checkpoints and fails once is rerun from its last checkpoint: its second run
+    reports only the steps the first did not finish."""
+    path = write_study(tmp_path, "resumed", {"steps": 4, "checkpoint": True, "fail_first_run_at_step": 3},
+                       {"num_trials": 2, "max_concurrent": 2, "max_retries": 1})
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", str(path), "--address", ray_address,
+                           "--quiet"], cwd=tmp_path, env=ray_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    directory = tmp_path / "runs" / "resumed"
+    trials = pd.read_parquet(directory / "trials.parquet")
+    assert (trials["status"] == "completed").all() and (trials["attempt"] == 2).all()
+    reports = pd.read_parquet(directory / "reports.parquet")
+    for _, rows in reports.groupby("trial_id"):
+        steps = {a: sorted(r["step"].astype(int)) for a, r in rows.groupby("attempt")}
+        assert steps == {1: [1, 2], 2: [3, 4]}, steps

@@ -203,3 +203,44 @@ def test_pretraining_leaves_unread_embedding_rows_alone(teacher: Teacher, decode
         assert moved > 1e-2
     else:
         assert moved == 0.0
+
+
+def test_a_rerun_continues_after_the_last_saved_stage(teacher: Teacher, tmp_path: Path) -> None:
+    """Each progressive stage is saved and reported as a checkpoint; a run stopped after stage 2 and
+    started again from it runs only stages 3 and 4, on the weights and batches stage 2 left."""
+    arch = StudentArch(hidden_size=24, bottleneck_size=16, num_heads=2, intermediate_size=24, num_ffn=2,
+                       num_blocks=3, vocab_size=teacher.vocab_size, max_positions=32)
+    data = blocks(teacher)
+    config = FlashConfig(steps_per_block=2, pretrain_steps=2, warmup_steps=1, batch_size=4)
+
+    def student() -> Student:
+        torch.manual_seed(0)
+        s = Student(arch)
+        init_embeddings_from_teacher(s, teacher.embedding_tables())
+        return s
+
+    class Lost(Exception):
+        """The node dies right after stage 2's checkpoint is reported."""
+
+    checkpoints: list[tuple[float, Path]] = []
+
+    def first_run(metrics: dict[str, float], checkpoint: Path | None = None) -> None:
+        if checkpoint is not None:
+            checkpoints.append((metrics["stage"], checkpoint))
+            if metrics["stage"] == 2:
+                raise Lost
+
+    state = tmp_path / "state"
+    with pytest.raises(Lost):
+        flash_distill(student(), teacher, data, data[:3], config, first_run, seed=0, state_dir=state)
+    assert [stage for stage, _ in checkpoints] == [1, 2] and all(p == state for _, p in checkpoints)
+
+    stages: list[float] = []
+    resumed = flash_distill(student(), teacher, data, data[:3], config,
+                            lambda m, checkpoint=None: stages.append(m["stage"]), seed=0, restore_dir=state)
+    assert stages == [3, 4] and resumed.global_step == 3 * 2 + 2
+    whole = flash_distill(student(), teacher, data, data[:3], config, lambda m, checkpoint=None: None, seed=0)
+    assert resumed.global_step == whole.global_step
+    # Stage 3 starts from the weights and the batch stream stage 2 left: the run ends where an
+    # uninterrupted one does.
+    assert resumed.metrics == whole.metrics

@@ -137,8 +137,11 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
 
     static = {**ctx.space.metrics(ctx.arch), **student_latency(student, opts)}
     targets = TeacherTargets(teacher, teacher_cache_file(opts, arch, ctx.seed))
+    # Each finished progressive stage is a checkpoint: a rerun of this trial (a lost node) continues after it.
+    state_dir = ctx.trial_dir / "flash_state" if ctx.trial_dir is not None else None
     flash = flash_distill(student, teacher, *corpus_blocks(opts, teacher, ctx.seed), opts.flash_config(),
-                          lambda m: report({**m, **static}), seed=ctx.seed, targets=targets)
+                          lambda m, checkpoint=None: report({**m, **static}, checkpoint=checkpoint),
+                          seed=ctx.seed, targets=targets, state_dir=state_dir, restore_dir=ctx.restore_dir)
     targets.save()
     if opts.save_student and ctx.trial_dir is not None:
         ctx.trial_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Literal
 
 import torch
@@ -46,6 +47,9 @@ from trainers.distill.teacher_cache import TeacherTargets
 from trainers.distill.transfer import DistillHeads, fit_adapter, layer_losses, teacher_layer
 from trainers.efficiency import host_busy
 from trainers.contract import Report
+
+#: a finished progressive stage's state, in the trial's checkpoint directory.
+STATE_FILE = "flash_state.pt"
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,8 @@ class FlashDistiller:
     """Runs the K + 1 stages on `train_blocks` (N, seq_len) token ids and scores on `valid_blocks`."""
 
     def __init__(self, student: Student, teacher: Teacher, train_blocks: Tensor, valid_blocks: Tensor,
-                 config: FlashConfig, report: Report, seed: int = 0, targets: TeacherTargets | None = None) -> None:
+                 config: FlashConfig, report: Report, seed: int = 0, targets: TeacherTargets | None = None,
+                 state_dir: Path | None = None, restore_dir: Path | None = None) -> None:
         if teacher.vocab_size != student.arch.vocab_size:
             raise ValueError(f"student vocab_size={student.arch.vocab_size} must equal the teacher's {teacher.vocab_size}")
         self.student = student
@@ -135,14 +140,44 @@ class FlashDistiller:
         self.generator = torch.Generator().manual_seed(seed)
         self.global_step = 0
         self.metrics: dict[str, float] = {}
+        #: where a finished stage's state is saved (and reported as the trial's checkpoint); a rerun of
+        #: the trial (a lost node, a retry) gets it back as `restore_dir` and skips the stages done.
+        self.state_dir = state_dir
+        self.stages_done = self.restore(restore_dir) if restore_dir is not None else 0
 
     def run(self) -> FlashResult:
-        for block in range(1, self.student.arch.num_blocks + 1):
+        for block in range(self.stages_done + 1, self.student.arch.num_blocks + 1):
             self.progressive_stage(block)
-        if self.config.pretrain_steps:
+        if self.config.pretrain_steps and self.stages_done <= self.student.arch.num_blocks:
             self.pretraining_stage()
         self.student.requires_grad_(True)
         return FlashResult(global_step=self.global_step, heads=self.heads, metrics=dict(self.metrics))
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def save_stage(self, stage: int) -> Path | None:
+        """After a progressive stage: what the next stages need (None without a `state_dir`)."""
+        if self.state_dir is None:
+            return None
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        state = {"stage": stage, "global_step": self.global_step, "metrics": self.metrics,
+                 "student": self.student.state_dict(), "heads": self.heads.state_dict(),
+                 "generator": self.generator.get_state()}
+        partial = self.state_dir / f".{STATE_FILE}.tmp"
+        torch.save(state, partial)
+        partial.replace(self.state_dir / STATE_FILE)
+        return self.state_dir
+
+    def restore(self, directory: Path) -> int:
+        """The stages a saved state already covers (its weights and batch stream loaded back)."""
+        path = Path(directory) / STATE_FILE
+        if not path.is_file():
+            return 0
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.student.load_state_dict(state["student"])
+        self.heads.load_state_dict(state["heads"])
+        self.generator.set_state(state["generator"])
+        self.global_step, self.metrics = int(state["global_step"]), dict(state["metrics"])
+        return int(state["stage"])
 
     # ---- stages -----------------------------------------------------------------------------
     def progressive_stage(self, block: int) -> None:
@@ -182,7 +217,7 @@ class FlashDistiller:
         means = {k: v / self.config.steps_per_block for k, v in sums.items()}
         agreement = held_out_agreement(self.student, self.heads, self.targets, self.valid_blocks, block,
                                        self.config.batch_size)
-        self.emit(stage=block, losses=means, scores={"agreement": agreement})
+        self.emit(stage=block, losses=means, scores={"agreement": agreement}, save=True)
 
     def pretraining_stage(self) -> None:
         """Stage K + 1: the Eq. 3 substitute (see the module docstring) on every parameter."""
@@ -253,9 +288,14 @@ class FlashDistiller:
         optimizer.step()
         self.global_step += 1
 
-    def emit(self, stage: int, losses: dict[str, float], scores: dict[str, float]) -> None:
+    def emit(self, stage: int, losses: dict[str, float], scores: dict[str, float], save: bool = False) -> None:
+        """Report a stage's metrics; with `save`, the stage's state too, as the trial's checkpoint."""
         self.metrics = {"stage": float(stage), "step": float(self.global_step), **losses, **scores}
-        self.report(self.metrics)
+        checkpoint = self.save_stage(stage) if save else None
+        if checkpoint is None:
+            self.report(self.metrics)
+        else:
+            self.report(self.metrics, checkpoint=checkpoint)
 
 
 def warmup_then_constant(warmup: int) -> Callable[[int], float]:
@@ -276,11 +316,15 @@ def warmup_then_decay(warmup: int, total: int) -> Callable[[int], float]:
 
 def flash_distill(student: Student, teacher: Teacher, train_blocks: Tensor, valid_blocks: Tensor,
                   config: FlashConfig, report: Report, seed: int = 0,
-                  targets: TeacherTargets | None = None) -> FlashResult:
+                  targets: TeacherTargets | None = None, state_dir: Path | None = None,
+                  restore_dir: Path | None = None) -> FlashResult:
     """Flash-distil `student` from `teacher` in place and return the distillation heads and last metrics.
 
     `targets` serves the teacher's outputs from a table of earlier answers (`teacher_cache.py`);
-    without it every target comes from the live teacher.
+    without it every target comes from the live teacher. With `state_dir`, each finished progressive
+    stage is saved there and reported as a checkpoint; `restore_dir` (a rerun's copy of it) continues
+    after the stages it holds, with the same batches an uninterrupted run would have drawn.
     """
     torch.manual_seed(seed)
-    return FlashDistiller(student, teacher, train_blocks, valid_blocks, config, report, seed, targets).run()
+    return FlashDistiller(student, teacher, train_blocks, valid_blocks, config, report, seed, targets,
+                          state_dir, restore_dir).run()
