@@ -28,6 +28,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from cluster.storage import join, study_location, upload_dir
@@ -104,10 +105,14 @@ class Reporter:
     raw: dict[str, Any] = field(default_factory=dict)
     #: the scheduler stopped the trial.
     stopped: bool = False
+    #: the state the trial last reported as a checkpoint: a retry continues from it.
+    checkpoint: Path | None = None
 
-    def __call__(self, metrics: Mapping[str, Any]) -> None:
+    def __call__(self, metrics: Mapping[str, Any], checkpoint: Path | None = None) -> None:
         if self.stopped:  # a trainer that caught TrialStopped and reports on
             raise TrialStopped("the trial was stopped")
+        if checkpoint is not None:
+            self.checkpoint = Path(checkpoint)
         self.clock.disarm()
         self.raw = dict(metrics)
         self.last = plain_metrics(metrics)
@@ -192,10 +197,11 @@ class LocalRun:
         plan = self.plan
         config = trial_config(study_id, arch, self.reuse.evaluated(arch))
         plan.scheduler.on_trial_add(study_id, arch)
+        restore: Path | None = None
         for attempt in range(plan.study.budget.max_retries + 1):
             plan.store.trial_started(study_id, arch)
             changed(plan)
-            reporter = Reporter(plan, study_id, self.clock)
+            reporter = Reporter(plan, study_id, self.clock, checkpoint=restore)
             error: str | None = None
             try:
                 self.attempt(config, reporter)
@@ -206,6 +212,7 @@ class LocalRun:
             finally:
                 self.clock.end_trial()
             if error is not None and attempt < plan.study.budget.max_retries:
+                restore = reporter.checkpoint  # a retry continues from the last checkpoint, as on Ray
                 continue
             # A trainer that caught TrialStopped and went on is still a trial the scheduler stopped.
             status = FAILED if error is not None else STOPPED if reporter.stopped else COMPLETED
@@ -219,7 +226,7 @@ class LocalRun:
             report(reused_metrics(reuse))
             return
         ctx = TrialContext(study_id, config["arch"], plan.space, dict(plan.options), plan.study.seed,
-                           plan.directory / "trials" / study_id)
+                           plan.directory / "trials" / study_id, report.checkpoint)
         self.clock.start_trial()
         final = self.trainer.train(ctx, report)
         self.clock.disarm()

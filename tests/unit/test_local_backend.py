@@ -134,3 +134,15 @@ def test_the_local_backend_refuses_an_address(tmp_path: Path) -> None:
     study = synthetic_study(tmp_path, {}, {"num_trials": 1})
     with pytest.raises(StudyError, match="local backend"):
         run_study(study, address="127.0.0.1:6379", progress=False, backend="local")
+
+
+def test_a_retry_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
+    """As on Ray: a trial that reported checkpoints and failed is retried from the last one."""
+    study = synthetic_study(tmp_path, {"steps": 4, "checkpoint": True, "fail_first_run_at_step": 3},
+                            {"num_trials": 2, "max_retries": 1})
+    run_study(study, progress=False, backend="local")
+    trials = trials_of(study)
+    assert (trials["status"] == "completed").all() and (trials["attempt"] == 2).all()
+    reports = pd.read_parquet(study.directory / "reports.parquet")
+    for _, rows in reports.groupby("trial_id"):
+        assert {a: sorted(r["step"].astype(int)) for a, r in rows.groupby("attempt")} == {1: [1, 2], 2: [3, 4]}
