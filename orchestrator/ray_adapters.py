@@ -337,8 +337,12 @@ def check_placement(resources: Resources, joined: bool) -> None:
           "an autoscaler adds one (Ctrl-C stops the study)", file=sys.stderr, flush=True)
 
 
-def run_tune(plan: TrialPlan) -> None:
-    """Run the trials of one study with Ray Tune; results land in `plan.store` as they arrive."""
+def run_tune(plan: TrialPlan, joined: bool = False) -> None:
+    """Run the trials of one study with Ray Tune; results land in `plan.store` as they arrive.
+
+    Trials share worker processes on an embedded Ray (no start-up per trial) and get one each on a
+    cluster (`joined`), where Ray names an actor once, after its trial: the dashboard then lists every
+    trial under its own id. `budget.reuse_actors` overrides either."""
     study = plan.study
     location = study_location(study.storage, study.name)
     trainable = make_trainable(plan.trainer_module, plan.space, plan.options, study.seed, plan.directory,
@@ -353,7 +357,7 @@ def run_tune(plan: TrialPlan) -> None:
             num_samples=plan.num_trials,
             max_concurrent_trials=study.budget.max_concurrent,
             time_budget_s=study.budget.time_budget_s,
-            reuse_actors=True,
+            reuse_actors=study.budget.reuse_actors if study.budget.reuse_actors is not None else not joined,
             trial_name_creator=lambda trial: f"{study.name}/{study_trial_id(trial)}",
             trial_dirname_creator=lambda trial: f"{study.name}_{study_trial_id(trial)}",
         ),

@@ -193,7 +193,7 @@ def execute(plan: TrialPlan, address: str | None, progress: bool, backend: str =
                 check_placement(study.resources, joined=ray_env.joins_cluster(address))
             prepared = prepare_stage(study, plan.space, runner=runner)
             plan = adopt(plan, prepared)
-            run_trials(plan, local)
+            run_trials(plan, local, joined=ray_env.joins_cluster(address))
             check.raise_if_halted()
             # Inside the session: a stage after the trials may run Ray tasks (regular distillation).
             finish_stage(study, prepared, plan.directory, store, runner=runner)
@@ -206,7 +206,7 @@ def execute(plan: TrialPlan, address: str | None, progress: bool, backend: str =
     return RunOutcome(summary, plan.directory, max(study.budget.num_trials - finished_count(store), 0))
 
 
-def run_trials(plan: TrialPlan, local: bool) -> None:
+def run_trials(plan: TrialPlan, local: bool, joined: bool = False) -> None:
     """The trial loop of one backend (each imported only when used: the local one never imports Ray)."""
     if local:
         from orchestrator.local_backend import run_local
@@ -215,4 +215,4 @@ def run_trials(plan: TrialPlan, local: bool) -> None:
     else:
         from orchestrator.ray_adapters import run_tune
 
-        run_tune(plan)
+        run_tune(plan, joined)

@@ -40,6 +40,10 @@ class Budget:
     trial_timeout_s: float | None = None
     #: how often a failed trial is retried before it is recorded as failed.
     max_retries: int = 0
+    #: run many trials in one worker process (no start-up per trial) or one process per trial (the
+    #: Ray dashboard then lists every trial under its own id); None: reuse on an embedded Ray, one
+    #: per trial on a cluster.
+    reuse_actors: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,7 @@ def _budget(data: Any) -> Budget:
         time_budget_s=_opt_float(d.get("time_budget_s"), "budget.time_budget_s"),
         trial_timeout_s=_opt_float(d.get("trial_timeout_s"), "budget.trial_timeout_s"),
         max_retries=_int(d.get("max_retries", 0), "budget.max_retries", low=0, high=100),
+        reuse_actors=_opt_bool(d.get("reuse_actors"), "budget.reuse_actors"),
     )
 
 
@@ -254,6 +259,12 @@ def _str(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise StudyError(where, f"must be a string, got {value!r}")
     return value
+
+
+def _opt_bool(value: Any, where: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise StudyError(where, f"must be true, false or null (automatic), got {value!r}")
 
 
 def _int(value: Any, where: str, low: int, high: int) -> int:

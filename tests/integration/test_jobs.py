@@ -158,11 +158,14 @@ def test_ray_job_submit_runs_a_study_readable_while_it_runs(tmp_path: Path, clus
     # the study's gauges reached the head's metrics agent (for the dashboard's metrics view)
     assert 'ray_lmnas_trials{' in metrics and 'study="job-zdt1"' in metrics
 
-    # trial actors are named after the study
-    from ray.util.state import list_actors
+    # trial actors are named after the study; on a cluster each trial has its own, and the dashboard's
+    # task list shows every trial under its own id
+    from ray.util.state import list_actors, list_tasks
 
     names = {a.class_name for a in list_actors(address=ray_head.address, limit=1000)}
     assert "lmnas:job-zdt1" in names, names
+    tasks = {t.name for t in list_tasks(address=ray_head.address, limit=10000, detail=True)}
+    assert {f"lmnas:job-zdt1/{tid}.train" for tid in trials["trial_id"]} <= tasks, sorted(tasks)[:20]
 
 
 @pytest.mark.timeout(900)

@@ -64,6 +64,7 @@ def test_valid_study_round_trips_through_its_resolved_form() -> None:
         ("budget.num_trials", True, "budget.num_trials", "integer"),
         ("budget.time_budget_s", -1, "budget.time_budget_s", "> 0"),
         ("budget.parallel", 2, "budget.parallel", "unknown key"),
+        ("budget.reuse_actors", "yes", "budget.reuse_actors", "true, false or null"),
         ("resources.gpu", 1.5, "resources.gpu", "fractions"),
         ("resources.cpu", -1, "resources.cpu", ">= 0"),
         ("objectives", [], "objectives", "non-empty"),
