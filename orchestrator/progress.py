@@ -11,7 +11,7 @@ from typing import Callable, TextIO
 
 from cluster.storage import study_location
 from orchestrator.monitoring import StudyMetrics
-from orchestrator.results import COMPLETED, FAILED, RUNNING, STOPPED, ResultsStore, Summary, summarise
+from orchestrator.results import COMPLETED, FAILED, RUNNING, STOPPED, ResultsStore, Summary
 from orchestrator.study import Study
 from orchestrator.study_page import write_page
 
@@ -87,7 +87,7 @@ class Progress:
         self.pending = ""  # the newest line a throttled log has not shown yet
 
     def __call__(self) -> None:
-        summary = summarise(self.store.trials_frame(), self.study.objectives, self.study.constraints)
+        summary = self.store.summary()  # the one the store just wrote: computed once per change
         now = self.clock()
         if self.metrics is not None:
             self.metrics.update(summary)
@@ -117,7 +117,7 @@ class Progress:
     def close(self) -> None:
         """Write the final page; end the live line on a terminal, or show the line a throttle held back."""
         if isinstance(self.page, LivePage):
-            self.page(summarise(self.store.trials_frame(), self.study.objectives, self.study.constraints), live=False)
+            self.page(self.store.summary(), live=False)
         if self.stream is None:
             return
         if self.tty:
