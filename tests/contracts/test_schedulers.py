@@ -1,10 +1,14 @@
 """Every registered scheduler honours the scheduler contract (after syne-tune's
-`test_schedulers_api.py`): interleaved trials from the synthetic trainer get Decision members,
-the state survives a JSON round trip, and failed, removed or unknown trials are tolerated.
-Plug-ins are read from the registry when the tests run."""
+`test_schedulers_api.py`): a study on the in-process backend stops trials through the trainer's
+`report`, interleaved trials from the synthetic trainer get Decision members, the state survives a
+JSON round trip, and failed, removed or unknown trials are tolerated. The hand-driven loop (`run`)
+stays where the contract needs several trials in flight at once (a rung of MO-ASHA filled by
+concurrent trials), which the in-process backend never has. Plug-ins are read from the registry
+when the tests run."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -14,6 +18,7 @@ from orchestrator import registry
 from orchestrator.objectives import Objective, Objectives
 from orchestrator.schedulers.base import Decision, Scheduler
 from search_spaces.synthetic import SyntheticSpace
+from tests.contracts.local_study import local_study
 from tests.contracts.plugin_options import SCHEDULER_OPTIONS
 from trainers import synthetic
 from trainers.contract import TrialContext, collect_reports
@@ -64,6 +69,20 @@ def run(scheduler: Scheduler, trials: dict[str, list[dict[str, float]]], workers
                 scheduler.on_trial_complete(trial_id, metrics)
                 del running[trial_id]
     return decisions
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_study_on_the_local_backend(name: str, tmp_path: Path) -> None:
+    """12 trials of 9 steps in this process: a trial the scheduler stops ends early (status stopped,
+    fewer reports), every other one reports all 9 steps, and the scheduler's state is saved."""
+    trials, directory = local_study(tmp_path, {"steps": 9}, 12, scheduler=name)
+    assert len(trials) == 12 and trials["status"].isin(["completed", "stopped"]).all()
+    assert (trials.loc[trials["status"] == "stopped", "num_reports"] < 9).all()
+    assert (trials.loc[trials["status"] == "completed", "num_reports"] == 9).all()
+    reloaded = scheduler_for(name)
+    reloaded.load_state_dict(json.loads((directory / "scheduler_state.json").read_text()))
+    if name == "fifo":
+        assert (trials["status"] == "completed").all()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,7 +1,9 @@
 """Every registered searcher honours the searcher contract (after Optuna's
 `testing/pytest_samplers.py`): the suggest / complete / fail lifecycle with several trials in
 flight, a JSON state round trip, suggestions inside the space and the analytic constraints, and
-a search that beats doing nothing. Plug-ins are read from the registry when the tests run."""
+a search that beats doing nothing; and a small study on the in-process backend. The hand-driven
+loop (`drive`) stays where the contract needs several trials in flight at once, which the
+in-process backend never has. Plug-ins are read from the registry when the tests run."""
 from __future__ import annotations
 
 import json
@@ -9,12 +11,14 @@ import math
 import time
 from collections import deque
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pytest
 
 from orchestrator import registry
+from tests.contracts.local_study import local_study
 from orchestrator.objectives import Constraint, Objective, Objectives
 from orchestrator.pareto import hypervolume
 from orchestrator.searchers.base import FINISHED, Searcher
@@ -117,6 +121,19 @@ def test_lifecycle_with_failures(name: str, space_kind: str) -> None:
         assert searcher.history[-1] == ("nan", config, None)
         assert len(searcher.history) == len(done) + 1
         space.check(ask(searcher, "after"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_study_on_the_local_backend(name: str, tmp_path: Path) -> None:
+    """A study of 12 trials in this process (x0 below 0.15 fails): the searcher learned every trial in
+    the order they ended, failures as None, and its saved state has nothing pending."""
+    trials, directory = local_study(tmp_path, {"fail_below_x0": 0.15}, 12, searcher=name)
+    assert len(trials) == 12 and trials["status"].isin(["completed", "failed"]).all()
+    state = json.loads((directory / "searcher_state.json").read_text())
+    ended = trials.sort_values("ended_at")
+    assert [h[0] for h in state["history"]] == ended["trial_id"].tolist()
+    assert [h[2] is None for h in state["history"]] == (ended["status"] == "failed").tolist()
+    assert state["pending"] == {}
 
 
 @pytest.mark.parametrize("space_kind", sorted(SPACES))
