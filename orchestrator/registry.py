@@ -38,6 +38,7 @@ SEARCHERS: dict[str, str] = {
     "local": "orchestrator.searchers.local:LocalSearcher",
     "morea": "orchestrator.searchers.morea:MOREASearcher",
     "nsga2": "orchestrator.searchers.nsga2:NSGA2Searcher",
+    "ga": "orchestrator.searchers.ga:GASearcher",
 }
 
 SCHEDULERS: dict[str, str] = {

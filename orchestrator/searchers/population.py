@@ -56,12 +56,15 @@ class PopulationSearcher(Searcher):
         config = self.try_fresh(move)
         return config if config is not None else self.random_fresh()
 
-    def try_fresh(self, move: Callable[[], Config], seen: set[str] | None = None) -> Config | None:
-        """Like `fresh`, but None when `REDRAWS` draws found nothing new and feasible."""
+    def try_fresh(
+        self, move: Callable[[], Config], seen: set[str] | None = None, tries: int = REDRAWS
+    ) -> Config | None:
+        """Like `fresh`, but None when `tries` draws found nothing new, valid and feasible. Validity is
+        checked too, so a move may draw without repairing and leave the invalid draws to be thrown away."""
         seen = self.seen() if seen is None else seen
-        for _ in range(REDRAWS):
+        for _ in range(tries):
             config = move()
-            if config_key(config) not in seen and self.analytically_feasible(config):
+            if config_key(config) not in seen and self.space.is_valid(config) and self.analytically_feasible(config):
                 return config
         return None
 

@@ -9,6 +9,8 @@ SEARCHER_OPTIONS: dict[str, dict[str, Any]] = {
     "local": {"patience": 10},
     "morea": {"population_size": 10, "sample_size": 3},
     "nsga2": {"population": 10},
+    # Several generations within the contract's 14-60 trials (the paper's 50 would be all random).
+    "ga": {"population": 8},
     # Synchronous, so a restored searcher continues identically; a shrunk acquisition optimiser.
     "ax_mobo": {"background": False, "num_restarts": 2, "raw_samples": 32},
 }
