@@ -15,7 +15,7 @@ from search_spaces.pruning import SmallSpace
 from search_spaces.sub_network import SubNetwork
 from tests.unit.tiny_bert import save_tiny_bert, tiny_batch
 from trainers.strategies import STRATEGIES, make_strategy
-from trainers.strategies.base import train_sub_network
+from trainers.strategies.base import lower_bound, train_sub_network
 from trainers.strategies.random_linear import RandomLinear
 from trainers.supernet import SuperNetwork
 
@@ -96,7 +96,7 @@ def test_sandwich_visits_largest_smallest_and_random(checkpoint: Path, space: Sm
     assert list(losses) == ["largest", "smallest", "random_0", "random_1", "random_2"]
     trained = supernet.seen[::2]  # every set is followed by the reset to full size
     assert trained[0] == space.architecture(space.largest())
-    assert trained[1] == space.architecture(space.smallest())
+    assert trained[1] == lower_bound(space)  # the smallest that reads its input (1 layer, 1 head)
     assert len(trained) == 5 and len(set(trained[2:])) > 1
 
 
@@ -105,7 +105,7 @@ def test_full_distils_every_smaller_sub_network_from_the_largest(checkpoint: Pat
     losses = make_strategy("full", num_random=1).step(supernet, labelled_batch(), space, np.random.default_rng(0))
     assert list(losses) == ["largest", "smallest", "random_0"]
     assert supernet.seen[0] == space.architecture(space.largest())
-    assert supernet.seen[2] == space.architecture(space.smallest())
+    assert supernet.seen[2] == lower_bound(space)
 
 
 def test_random_linear_probability_rises_linearly() -> None:

@@ -13,14 +13,17 @@ import numpy as np
 
 from search_spaces.pruning import PruningSpace
 from search_spaces.sub_network import SubNetwork
-from trainers.strategies.base import Batch, Losses, Strategy, check_num_random, random_sub_network, train_sub_network
+from trainers.strategies.base import (Batch, Losses, Strategy, check_num_random, lower_bound, random_sub_network,
+                                      train_sub_network)
 from trainers.supernet.model import SuperNetwork
 
 
-def sandwich_members(space: PruningSpace, rng: np.random.Generator, num_random: int) -> list[tuple[str, SubNetwork]]:
-    """The smallest, then `num_random` random sub-networks, in training order after the largest."""
-    members = [("smallest", space.architecture(space.smallest()))]
-    return members + [(f"random_{i}", random_sub_network(space, rng)) for i in range(num_random)]
+def sandwich_members(space: PruningSpace, rng: np.random.Generator, num_random: int,
+                     pooling: str = "cls") -> list[tuple[str, SubNetwork]]:
+    """The smallest (that reads its input, `lower_bound`), then `num_random` random sub-networks,
+    in training order after the largest."""
+    members = [("smallest", lower_bound(space, pooling))]
+    return members + [(f"random_{i}", random_sub_network(space, rng, pooling)) for i in range(num_random)]
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,6 @@ class Sandwich(Strategy):
     def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
              progress: float = 0.0) -> Losses:
         losses = {"largest": train_sub_network(supernet, space.architecture(space.largest()), batch)[0]}
-        for role, sub in sandwich_members(space, rng, self.num_random):
+        for role, sub in sandwich_members(space, rng, self.num_random, supernet.config.pooling):
             losses[role] = train_sub_network(supernet, sub, batch)[0]
         return losses

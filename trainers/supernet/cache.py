@@ -14,7 +14,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -27,8 +27,9 @@ from trainers.supernet.options import FinetuneOptions
 from trainers.supernet.standalone import CONFIG_NAME, WEIGHTS_NAME, CompactBertConfig, save
 
 TRAIN_INFO = "train.json"
-#: bumped when the checkpoint format or the training loop changes what a key means.
-FORMAT = 1
+#: bumped when the checkpoint format or the training loop changes what a key means
+#: (2: the sandwich rule's smallest sub-network keeps one attention head; head_lr, warmup).
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class SupernetConfig(FinetuneOptions):
     #: random sub-networks per step (sandwich, full) and the distillation temperature (inplace_kd, full).
     num_random: int = 2
     temperature: float = 10.0
+    #: what the classifier's pooler reads: "cls" (BERT's [CLS] token; exports as a standard
+    #: BertForSequenceClassification) or "mean" (the mean over real tokens, as sentence-transformers
+    #: models were trained: their [CLS] state below the last layer carries almost nothing, so
+    #: shallow sub-networks could only guess one class; exports in the compact format).
+    pooling: Literal["cls", "mean"] = "cls"
     #: where checkpoints live (null: $LMNAS_HOME/supernets); not part of the key.
     cache_dir: str | None = None
     #: print a progress line every this many steps (and at the last).
@@ -79,7 +85,8 @@ def key_fields(config: SupernetConfig, space: PruningSpace, seed: int) -> dict[s
         "task": source_name(config.task),
         "strategy": config.strategy,
         "strategy_options": strategy_options(config.strategy, asdict(config)),
-        **{k: getattr(config, k) for k in ("epochs", "lr", "batch_size", "weight_decay", "max_examples", "max_length")},
+        **{k: getattr(config, k) for k in ("epochs", "lr", "head_lr", "warmup", "batch_size", "weight_decay", "max_examples",
+                                      "max_length", "pooling")},
         "space": {"name": space.name, "options": space.options()},
         "seed": seed,
     }

@@ -58,6 +58,8 @@ def export_standard(model: CompactBert, directory: str | Path, tokenizer: Any = 
     from transformers import BertConfig, BertForSequenceClassification
 
     c = model.config
+    if c.pooling != "cls":
+        raise IllegalSubNetworkError(f"the model pools by {c.pooling!r}; a standard BERT pools [CLS] (use export_compact)")
     for i, (h, u) in enumerate(zip(c.heads, c.units)):
         if not h or not u:
             raise IllegalSubNetworkError(f"layer {i} has {h} heads and {u} FFN units; a standard BERT needs both (use export_compact)")

@@ -1,14 +1,15 @@
 """The optimisation loop shared by super-network training and sub-network fine-tuning.
 
-AdamW with a linear decay to zero and gradient clipping at 1 (the Hugging Face defaults the
-structural-pruning paper follows, Appendix A). What one step computes is the caller's: a
-strategy's update for the super-network, plain cross-entropy for a standalone sub-network.
+AdamW with an optional linear warm-up, a linear decay to zero and gradient clipping at 1 (the
+Hugging Face defaults the structural-pruning paper follows, Appendix A). What one step computes is
+the caller's: a strategy's update for the super-network, plain cross-entropy for a standalone
+sub-network. `param_groups` gives the classification head its own learning rate (`head_lr`).
 """
 from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -25,15 +26,39 @@ EpochEnd = Callable[[int, float], None]
 Log = Callable[[str], None]
 
 
-def fit(params: Iterable[torch.nn.Parameter], loader: DataLoader, options: FinetuneOptions, device: torch.device,
-        step_fn: StepFn, on_epoch: EpochEnd | None = None, log: Log | None = None,
+def param_groups(model: torch.nn.Module, options: FinetuneOptions) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: the body at `lr`, the head (`head.*`: pooler and
+    classifier) at `head_lr` (when set)."""
+    named = list(model.named_parameters())
+    if options.head_lr is None:
+        return [{"params": [p for _, p in named]}]
+    head = [p for n, p in named if n.startswith("head.")]
+    body = [p for n, p in named if not n.startswith("head.")]
+    return [{"params": body}, {"params": head, "lr": options.head_lr}]
+
+
+def lr_factor(step: int, total: int, warmup: float) -> float:
+    """The learning rate's multiplier at `step` of `total`: linear rise over the first `warmup`
+    fraction of the steps, then linear decay to 0 (Hugging Face's linear schedule)."""
+    rise = int(warmup * total)
+    if step < rise:
+        return (step + 1) / (rise + 1)
+    return max(0.0, (total - step) / max(1, total - rise))
+
+
+def fit(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], loader: DataLoader, options: FinetuneOptions,
+        device: torch.device, step_fn: StepFn, on_epoch: EpochEnd | None = None, log: Log | None = None,
         log_every: int = 10) -> list[dict[str, float]]:
     """Run `options.epochs` epochs; returns the logged trace [{step, epoch, loss, <role>: loss, ...}]:
-    `loss` is the mean over the step's losses, each role's (e.g. "largest") its own mean."""
-    params = list(params)
+    `loss` is the mean over the step's losses, each role's (e.g. "largest") its own mean. `params`
+    are parameters or parameter groups (`param_groups`)."""
+    groups = list(params)
+    if groups and not isinstance(groups[0], dict):
+        groups = [{"params": groups}]
+    params = [p for g in groups for p in g["params"]]
     total = options.epochs * len(loader)
-    optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / total)
+    optimizer = torch.optim.AdamW(groups, lr=options.lr, weight_decay=options.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, options.warmup))
     started, trace, step = time.monotonic(), [], 0
     for epoch in range(1, options.epochs + 1):
         window: list[Mapping[str, float]] = []

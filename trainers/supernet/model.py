@@ -40,13 +40,15 @@ class SuperNetwork(CompactBert):
         self._active = SubNetwork.full(self.shape)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, num_labels: int | None = None, seed: int = 0) -> SuperNetwork:
+    def from_pretrained(cls, directory: str | Path, num_labels: int | None = None, seed: int = 0,
+                        pooling: str = "cls") -> SuperNetwork:
         """The super-network of a Hugging Face BERT checkpoint directory (safetensors).
 
         A checkpoint without a classifier (a bare encoder) gets a new one, initialised as BERT
         does (normal(0, 0.02), zero bias) from `seed`; so does one whose label count differs.
+        `pooling` is what the pooler reads (`CompactBertConfig.pooling`).
         """
-        config = read_config(directory, num_labels)
+        config = replace(read_config(directory, num_labels), pooling=pooling)
         with torch.device("meta"):
             model = cls(config)
         state = read_weights(directory)

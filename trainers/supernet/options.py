@@ -15,6 +15,11 @@ class FinetuneOptions:
     task: str = "movie-reviews"
     epochs: int = 1
     lr: float = 2e-5
+    #: learning rate of the classification head (pooler and classifier; null: `lr`). The classifier
+    #: is new: at a pre-trained body's rate it barely moves in a short run.
+    head_lr: float | None = None
+    #: fraction of the steps over which the learning rates rise linearly from 0 (then they decay to 0).
+    warmup: float = 0.0
     batch_size: int = 16
     weight_decay: float = 0.01
     #: training examples (a seeded subsample; null: all) and tokens per example.
@@ -28,6 +33,10 @@ class FinetuneOptions:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"option 'lr' must be > 0, got {self.lr}")
+        if self.head_lr is not None and self.head_lr <= 0:
+            raise ValueError(f"option 'head_lr' must be > 0 or null (the same as 'lr'), got {self.head_lr}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"option 'warmup' must be a fraction in [0, 1), got {self.warmup}")
         if self.weight_decay < 0:
             raise ValueError(f"option 'weight_decay' must be >= 0, got {self.weight_decay}")
         if self.max_examples is not None and self.max_examples < 1:

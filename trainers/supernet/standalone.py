@@ -24,6 +24,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 #: the `model_type` written to config.json, so a compact export is never mistaken for a plain BERT.
 MODEL_TYPE = "compact_bert"
+POOLINGS = ("cls", "mean")
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "gelu": F.gelu,
@@ -52,6 +53,10 @@ class CompactBertConfig:
     classifier_dropout: float = 0.1
     pad_token_id: int = 0
     id2label: dict[str, str] = field(default_factory=dict)
+    #: what the pooler reads: the first token ("cls", BERT's) or the mean over real tokens ("mean",
+    #: how sentence-transformers models such as all-MiniLM-L6-v2 were trained; their [CLS] state
+    #: below the last layer hardly varies between inputs).
+    pooling: str = "cls"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", tuple(int(h) for h in self.heads))
@@ -65,6 +70,8 @@ class CompactBertConfig:
             raise ValueError(f"heads and units must be >= 0, got {self.heads} and {self.units}")
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act must be one of {sorted(ACTIVATIONS)}, got {self.hidden_act!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
 
     def to_json(self) -> dict[str, Any]:
         return {"model_type": MODEL_TYPE, **asdict(self), "heads": list(self.heads), "units": list(self.units)}
@@ -164,16 +171,23 @@ class Layer(nn.Module):
 
 
 class ClassifierHead(nn.Module):
-    """BERT's pooler (dense + tanh on the first token) followed by the linear classifier."""
+    """BERT's pooler (dense + tanh on the first token, or on the mean over real tokens when
+    `pooling` is "mean") followed by the linear classifier."""
 
     def __init__(self, c: CompactBertConfig) -> None:
         super().__init__()
+        self.pooling = c.pooling
         self.pooler = nn.Linear(c.hidden_size, c.hidden_size)
         self.dropout = nn.Dropout(c.classifier_dropout)
         self.classifier = nn.Linear(c.hidden_size, c.num_labels)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(torch.tanh(self.pooler(hidden[:, 0]))))
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pooling == "mean":
+            weights = torch.ones_like(hidden[..., 0]) if attention_mask is None else attention_mask.to(hidden.dtype)
+            pooled = (hidden * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp_min(1.0)  # (B, H)
+        else:
+            pooled = hidden[:, 0]  # (B, H)
+        return self.classifier(self.dropout(torch.tanh(self.pooler(pooled))))
 
 
 class CompactBert(nn.Module):
@@ -191,7 +205,7 @@ class CompactBert(nn.Module):
         states = [self.embeddings(input_ids, token_type_ids)]
         for layer in self.layers:
             states.append(layer(states[-1], mask))
-        return Encoded(self.head(states[-1]), tuple(states))
+        return Encoded(self.head(states[-1], attention_mask), tuple(states))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         return self.encode(input_ids, attention_mask, token_type_ids).logits

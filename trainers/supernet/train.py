@@ -21,7 +21,7 @@ from trainers.data import load_model_dir
 from trainers.efficiency import hardware_label
 from trainers.supernet.checks import check_space_fits, pick_device
 from trainers.supernet.cache import SupernetConfig, checkpoint_dir, is_complete, key_fields, write_checkpoint
-from trainers.supernet.fit import fit
+from trainers.supernet.fit import fit, param_groups
 from trainers.supernet.model import SuperNetwork
 from trainers.supernet.splits import SplitSpec, classification_split
 
@@ -43,7 +43,8 @@ def train_supernet(config: SupernetConfig, space: PruningSpace, seed: int, direc
     device = pick_device(config.device)
     split, num_labels = classification_split(
         SplitSpec(config.task, config.model, "train", config.max_examples, config.max_length, seed))
-    supernet = SuperNetwork.from_pretrained(load_model_dir(config.model), num_labels=num_labels, seed=seed)
+    supernet = SuperNetwork.from_pretrained(load_model_dir(config.model), num_labels=num_labels, seed=seed,
+                                           pooling=config.pooling)
     check_space_fits(space, supernet, config.model)
     supernet.to(device).reset_super_network()
     strategy = config.make_strategy()
@@ -54,7 +55,7 @@ def train_supernet(config: SupernetConfig, space: PruningSpace, seed: int, direc
         f"with {config.strategy!r} for {config.epochs * len(loader)} steps on {hardware_label(device)}")
     started = time.monotonic()
     supernet.train()
-    trace = fit(supernet.parameters(), loader, config, device,
+    trace = fit(param_groups(supernet, config), loader, config, device,
                 lambda batch, progress: strategy.step(supernet, batch, space, rng, progress),
                 log=lambda line: log(f"supernet: {line}"), log_every=config.log_every)
     supernet.to("cpu").eval()
