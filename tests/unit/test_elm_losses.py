@@ -115,6 +115,8 @@ def test_the_attention_loss_of_a_sentence_does_not_change_when_it_is_padded(teac
     alone = attention_loss("pearson", t, s, torch.ones(1, 4, dtype=torch.long))
     assert attention_loss("pearson", padded(t), padded(s), mask).item() == pytest.approx(alone.item(), abs=1e-6)
     assert attention_loss("pearson", t, s, None).item() == pytest.approx(alone.item(), abs=1e-6)
+    classic = attention_loss("classic", t, s, None).item()  # a sum over keys: padded ones add nothing
+    assert attention_loss("classic", padded(t), padded(s), mask).item() == pytest.approx(classic, abs=1e-6)
 
     # Through the models: the teacher and a super-network path on one sentence, alone and padded.
     net = supernet().eval()
