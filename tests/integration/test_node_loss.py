@@ -23,11 +23,13 @@ pytestmark = pytest.mark.integration
 NUM_TRIALS = 8
 
 
-def completed(directory: Path) -> int:
+def busy(directory: Path) -> int:
+    """Trials running and past their first report."""
     try:
-        return int(pd.read_parquet(directory / "trials.parquet")["status"].eq("completed").sum())
-    except (FileNotFoundError, OSError, ValueError, KeyError):
+        trials = pd.read_parquet(directory / "trials.parquet")
+    except (FileNotFoundError, OSError, ValueError):
         return 0
+    return int(((trials["status"] == "running") & (trials["num_reports"] >= 1)).sum())
 
 
 @pytest.mark.timeout(900)
@@ -40,17 +42,17 @@ def test_a_study_survives_the_loss_of_a_worker_node(tmp_path: Path, cluster_clie
     try:
         workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
         cluster.wait_for_nodes()
-        path = write_study(tmp_path, "node-loss", {"steps": 4, "step_seconds": 1.0},
+        path = write_study(tmp_path, "node-loss", {"steps": 6, "step_seconds": 1.0},
                            {"num_trials": NUM_TRIALS, "max_concurrent": 2, "max_retries": 2})
         directory = tmp_path / "runs" / "node-loss"
         driver = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.cli", "run", str(path), "--address", cluster.address, "--quiet"],
             cwd=tmp_path, env=ray_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        # Kill a worker node in the middle of the next trials, once a first trial has finished.
+        # Kill a worker node while both nodes are in the middle of a trial: two trials running, each
+        # past its first report (one CPU per node, so they run on different nodes).
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and driver.poll() is None and completed(directory) < 1:
+        while time.monotonic() < deadline and driver.poll() is None and busy(directory) < 2:
             time.sleep(0.2)
-        time.sleep(2.0)  # both nodes are busy with the next two trials (4 s each)
         assert driver.poll() is None, driver.communicate()[0][-3000:]
         cluster.remove_node(workers[0], allow_graceful=False)
         output, _ = driver.communicate(timeout=600)
@@ -61,7 +63,7 @@ def test_a_study_survives_the_loss_of_a_worker_node(tmp_path: Path, cluster_clie
     trials = pd.read_parquet(directory / "trials.parquet")
     assert len(trials) == NUM_TRIALS and trials["trial_id"].is_unique
     assert (trials["status"] == "completed").all(), trials[["trial_id", "status", "error"]]
-    assert (trials["num_reports"] == 4).all()
+    assert (trials["num_reports"] == 6).all()
     assert (trials["attempt"] > 1).any(), "no trial was rerun: the node was lost between trials"
     state = json.loads((directory / "searcher_state.json").read_text())
     assert len(state["history"]) == NUM_TRIALS and not state["pending"]
