@@ -134,7 +134,6 @@ def test_a_mean_pooling_head_reads_every_real_token_even_with_no_layer_left(toy:
     supernet.set_sub_network(nothing)
     logits = supernet(ids, mask)
     assert logits.std(0).max() > 1e-4  # 0 layers: a bag of embeddings, not a constant
-    assert reads_input(nothing, "mean") and lower_bound(space, "mean") == nothing
     # Padding is not pooled: more pad tokens give the same logits.
     padded = torch.cat([ids, torch.zeros_like(ids)], 1), torch.cat([mask, torch.zeros_like(mask)], 1)
     assert torch.allclose(supernet(*padded), logits, atol=1e-5)

@@ -38,6 +38,6 @@ class Full(Strategy):
              progress: float = 0.0) -> Losses:
         loss, teacher = train_sub_network(supernet, space.architecture(space.largest()), batch)
         losses = {"largest": loss}
-        for role, sub in sandwich_members(space, rng, self.num_random, supernet.config.pooling):
+        for role, sub in sandwich_members(space, rng, self.num_random):
             losses[role] = train_sub_network(supernet, sub, batch, teacher, self.temperature)[0]
         return losses

@@ -28,5 +28,5 @@ class InplaceKD(Strategy):
     def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
              progress: float = 0.0) -> Losses:
         loss, teacher = train_sub_network(supernet, space.architecture(space.largest()), batch)
-        kd, _ = train_sub_network(supernet, random_sub_network(space, rng, supernet.config.pooling), batch, teacher, self.temperature)
+        kd, _ = train_sub_network(supernet, random_sub_network(space, rng), batch, teacher, self.temperature)
         return {"largest": loss, "random_0": kd}

@@ -20,5 +20,5 @@ class RandomSubNetwork(Strategy):
 
     def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
              progress: float = 0.0) -> Losses:
-        loss, _ = train_sub_network(supernet, random_sub_network(space, rng, supernet.config.pooling), batch)
+        loss, _ = train_sub_network(supernet, random_sub_network(space, rng), batch)
         return {"random_0": loss}

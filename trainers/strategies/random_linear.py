@@ -35,7 +35,7 @@ class RandomLinear(Strategy):
     def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
              progress: float = 0.0) -> Losses:
         if rng.random() < self.probability(progress):
-            loss, _ = train_sub_network(supernet, random_sub_network(space, rng, supernet.config.pooling), batch)
+            loss, _ = train_sub_network(supernet, random_sub_network(space, rng), batch)
             return {"random_0": loss}
         loss, _ = train_sub_network(supernet, space.architecture(space.largest()), batch)
         return {"largest": loss}

@@ -18,12 +18,11 @@ from trainers.strategies.base import (Batch, Losses, Strategy, check_num_random,
 from trainers.supernet.model import SuperNetwork
 
 
-def sandwich_members(space: PruningSpace, rng: np.random.Generator, num_random: int,
-                     pooling: str = "cls") -> list[tuple[str, SubNetwork]]:
+def sandwich_members(space: PruningSpace, rng: np.random.Generator, num_random: int) -> list[tuple[str, SubNetwork]]:
     """The smallest (that reads its input, `lower_bound`), then `num_random` random sub-networks,
     in training order after the largest."""
-    members = [("smallest", lower_bound(space, pooling))]
-    return members + [(f"random_{i}", random_sub_network(space, rng, pooling)) for i in range(num_random)]
+    members = [("smallest", lower_bound(space))]
+    return members + [(f"random_{i}", random_sub_network(space, rng)) for i in range(num_random)]
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,6 @@ class Sandwich(Strategy):
     def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
              progress: float = 0.0) -> Losses:
         losses = {"largest": train_sub_network(supernet, space.architecture(space.largest()), batch)[0]}
-        for role, sub in sandwich_members(space, rng, self.num_random, supernet.config.pooling):
+        for role, sub in sandwich_members(space, rng, self.num_random):
             losses[role] = train_sub_network(supernet, sub, batch)[0]
         return losses

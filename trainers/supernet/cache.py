@@ -28,8 +28,9 @@ from trainers.supernet.standalone import CONFIG_NAME, WEIGHTS_NAME, CompactBertC
 
 TRAIN_INFO = "train.json"
 #: bumped when the checkpoint format or the training loop changes what a key means
-#: (2: the sandwich rule's smallest sub-network keeps one attention head; head_lr, warmup).
-FORMAT = 2
+#: (2: head_lr, warmup, pooling; 3: the sandwich rule's smallest and random sub-networks keep an
+#: attention head whatever the pooling).
+FORMAT = 3
 
 
 @dataclass(frozen=True)
