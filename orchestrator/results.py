@@ -382,7 +382,10 @@ def summarise(trials: pd.DataFrame, objectives: Objectives, constraints: tuple[C
     points = np.column_stack([o.sign * done[c].to_numpy(dtype=float) for o, c in zip(objectives.items, cols)])
     mask = cache.front_mask(points) if cache is not None else non_dominated_mask(points)
     config_cols = [c for c in done.columns if c.startswith("config.")]
-    front = done.loc[mask, ["trial_id", *cols, *config_cols]].sort_values(cols[0]).reset_index(drop=True)
+    shown = mask
+    if "reused_from" in done.columns:  # a reused trial repeats its source, which the front already shows
+        shown = mask & done["reused_from"].isna().to_numpy()
+    front = done.loc[shown, ["trial_id", *cols, *config_cols]].sort_values(cols[0]).reset_index(drop=True)
     ref = objectives.ref_point(points)
     if ref is None:
         trace = np.zeros(len(points))

@@ -101,3 +101,21 @@ def test_metric_names_that_collide_with_bookkeeping_are_prefixed(tmp_path: Path)
     assert row["status"] == COMPLETED and row["metric.status"] == 3.0
     assert summarise(store.trials_frame(), objs).front["metric.status"].tolist() == [3.0]
     assert np.isfinite(ResultsStore(tmp_path, objs).trials["a"].metrics["status"])
+
+
+def test_the_front_shows_a_network_once_though_trials_reused_it() -> None:
+    import pandas as pd
+
+    from orchestrator.objectives import Objective, Objectives
+    from orchestrator.results import summarise
+
+    objectives = Objectives((Objective("acc", "max", ref=0.0), Objective("params", "min", ref=100.0)))
+    trials = pd.DataFrame({
+        "trial_id": ["a", "b", "c", "d"], "status": ["completed"] * 4, "ended_at": [1.0, 2.0, 3.0, 4.0],
+        "acc": [0.7, 0.7, 0.9, 0.7], "params": [10.0, 10.0, 50.0, 10.0], "config.x": [0, 1, 2, 3],
+        "reused_from": [None, "a", None, "a"],
+    })
+    summary = summarise(trials, objectives)
+    assert sorted(summary.front["trial_id"]) == ["a", "c"]
+    alone = summarise(trials[trials["reused_from"].isna()].drop(columns="reused_from"), objectives)
+    assert summary.hypervolume == alone.hypervolume
