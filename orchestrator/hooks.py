@@ -24,6 +24,9 @@ from trainers.contract import FinishedTrial, Log, Prepared, RunTask, StageContex
 #: makes the `run_task` of a context from its log: `ray_task` under `lmnas`, `run_in_process` in tests.
 TaskRunner = Callable[[Log], RunTask]
 
+#: how often a stage's task reruns after its node or worker died.
+STAGE_RETRIES = 2
+
 #: hook roles, and what each does in a user's words (for refusals).
 ROLES = {"prepare": "stage before its trials (no super-network to train)", "finish": "stage after its trials",
          "export": "trial weights to export", "calibrate": "standalone training of a trial to check its proxy by",
@@ -69,7 +72,9 @@ def ray_task(log: Log) -> RunTask:
         gpus = 1 if any(r.get("GPU", 0) >= 1 for r in nodes) else 0
         cpus = 1 if gpus else max(int(r.get("CPU", 1)) for r in nodes)
         queue = Queue(actor_options={"num_cpus": 0})
-        ref = ray.remote(num_gpus=gpus, num_cpus=cpus, max_retries=0)(task).remote(fn, args, queue)
+        # max_retries covers system failures only (its node lost, its worker killed): the stage runs
+        # again elsewhere, while a user error (an exception it raises) is not retried.
+        ref = ray.remote(num_gpus=gpus, num_cpus=cpus, max_retries=STAGE_RETRIES)(task).remote(fn, args, queue)
         try:
             while True:
                 done, _ = ray.wait([ref], timeout=0.5)
