@@ -202,14 +202,7 @@ def exclusive_measurement(timeout_s: float | None = MEASURE_TIMEOUT_S,
     try:
         # Sections of other threads of this process hold the measure file through their own open
         # file, so this waits for them exactly as for another process's.
-        held: tuple[int, ...] | None = None
-        if fcntl is not None:
-            try:
-                held = _lock_host(fcntl.LOCK_EX, _deadline(started, timeout_s), directory)
-                if held is None:
-                    _warn(f"the host stayed busy for more than {timeout_s} s")
-            except OSError as error:
-                _warn(f"cannot lock {lock_path('measure', directory)} ({error})")
+        held = _try_lock("LOCK_EX", started, timeout_s, directory, f"the host stayed busy for more than {timeout_s} s")
         _THREAD.measuring += 1
         try:
             yield Hold(held=held is not None, waited_s=time.monotonic() - started)
@@ -219,6 +212,22 @@ def exclusive_measurement(timeout_s: float | None = MEASURE_TIMEOUT_S,
                 _unlock_host(held)
     finally:
         _STATE.measure_mutex.release()
+
+
+def _try_lock(mode: str, started: float, timeout_s: float | None, directory: Path | None,
+              timed_out: str) -> tuple[int, ...] | None:
+    """The host lock in `mode` (fcntl's LOCK_EX or LOCK_SH), or None with a warning: the work goes on
+    unlocked when the lock is slow to come or cannot be taken (no fcntl, an unwritable directory)."""
+    if fcntl is None:
+        return None
+    try:
+        fds = _lock_host(getattr(fcntl, mode), _deadline(started, timeout_s), directory)
+    except OSError as error:
+        _warn(f"cannot lock {lock_path('measure', directory)} ({error})")
+        return None
+    if fds is None:
+        _warn(timed_out)
+    return fds
 
 
 @contextmanager
@@ -235,14 +244,8 @@ def host_busy(timeout_s: float | None = BUSY_TIMEOUT_S, directory: Path | None =
     with _STATE.busy_mutex:
         if _STATE.busy_count == 0:
             started = time.monotonic()
-            fds: tuple[int, ...] | None = None
-            if fcntl is not None:
-                try:
-                    fds = _lock_host(fcntl.LOCK_SH, _deadline(started, timeout_s), directory)
-                    if fds is None:
-                        _warn(f"a measurement held the host for more than {timeout_s} s")
-                except OSError as error:
-                    _warn(f"cannot lock {lock_path('measure', directory)} ({error})")
+            fds = _try_lock("LOCK_SH", started, timeout_s, directory,
+                            f"a measurement held the host for more than {timeout_s} s")
             _STATE.busy_fds = fds
             _STATE.busy_hold = Hold(held=fds is not None, waited_s=time.monotonic() - started)
         _STATE.busy_count += 1
