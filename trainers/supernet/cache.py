@@ -50,6 +50,9 @@ class SupernetConfig(FinetuneOptions):
     cache_dir: str | None = None
     #: print a progress line every this many steps (and at the last).
     log_every: int = 10
+    #: seconds of training between saves of the stage's state (next to the checkpoint, as
+    #: `<key>.progress/`), so a stage whose node or driver died continues from there; null: no saves.
+    save_every_s: float | None = 60.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,6 +60,8 @@ class SupernetConfig(FinetuneOptions):
             raise ValueError(f"option 'strategy' must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.log_every < 1:
             raise ValueError(f"option 'log_every' must be >= 1, got {self.log_every}")
+        if self.save_every_s is not None and self.save_every_s <= 0:
+            raise ValueError(f"option 'save_every_s' must be > 0 seconds or null (no saves), got {self.save_every_s}")
         self.make_strategy()  # validates the strategy's options
 
     @classmethod

@@ -7,6 +7,7 @@ sub-network. `param_groups` gives the classification head its own learning rate 
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from typing import Any, Callable, Iterable, Mapping
@@ -18,6 +19,7 @@ from torch.utils.data import DataLoader
 from trainers.efficiency import host_busy
 from trainers.contract import TrainerError
 from trainers.supernet.options import FinetuneOptions
+from trainers.supernet.progress import ProgressSaves
 
 #: (batch on the device, fraction of training done) -> the step's losses; gradients accumulated.
 StepFn = Callable[[Mapping[str, torch.Tensor], float], Mapping[str, float]]
@@ -48,10 +50,12 @@ def lr_factor(step: int, total: int, warmup: float) -> float:
 
 def fit(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], loader: DataLoader, options: FinetuneOptions,
         device: torch.device, step_fn: StepFn, on_epoch: EpochEnd | None = None, log: Log | None = None,
-        log_every: int = 10) -> list[dict[str, float]]:
+        log_every: int = 10, saves: ProgressSaves | None = None) -> list[dict[str, float]]:
     """Run `options.epochs` epochs; returns the logged trace [{step, epoch, loss, <role>: loss, ...}]:
     `loss` is the mean over the step's losses, each role's (e.g. "largest") its own mean. `params`
-    are parameters or parameter groups (`param_groups`)."""
+    are parameters or parameter groups (`param_groups`). With `saves`, the loop continues from the
+    newest save found there and saves its state every `saves.every_s` seconds of training, so an
+    interrupted run ends with the weights an uninterrupted one would have."""
     groups = list(params)
     if groups and not isinstance(groups[0], dict):
         groups = [{"params": groups}]
@@ -60,10 +64,25 @@ def fit(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], loader:
     optimizer = torch.optim.AdamW(groups, lr=options.lr, weight_decay=options.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, options.warmup))
     started, trace, step = time.monotonic(), [], 0
-    for epoch in range(1, options.epochs + 1):
-        window: list[Mapping[str, float]] = []
-        epoch_losses: list[float] = []
-        for batch in loader:
+    # Where the loop stands inside an epoch: batches done, and the shuffle's generator as the epoch began.
+    first_epoch, position, order, window, epoch_losses = 1, 0, None, [], []
+    restored = saves.restore(params) if saves is not None else None
+    if restored is not None and restored["total"] == total:
+        optimizer.load_state_dict(restored["optimizer"])
+        schedule.load_state_dict(restored["schedule"])
+        step, first_epoch, position, order = restored["step"], restored["epoch"], restored["position"], restored["order"]
+        trace, window, epoch_losses = restored["trace"], restored["window"], restored["epoch_losses"]
+        if log is not None:
+            log(f"continuing from the save of step {step}/{total}")
+    for epoch in range(first_epoch, options.epochs + 1):
+        shuffle = loader.generator
+        if epoch == first_epoch and order is not None and shuffle is not None:
+            shuffle.set_state(order)  # the interrupted epoch's order again; its first `position` batches are done
+        order = shuffle.get_state() if shuffle is not None else None
+        batches = itertools.islice(iter(loader), position if epoch == first_epoch else 0, None)
+        if epoch != first_epoch:
+            window, epoch_losses = [], []
+        for batch in batches:
             # One step is one host_busy section: a latency measurement on this host waits for it to
             # end and holds back the next one, so no trial times its forwards beside this training.
             with host_busy():
@@ -81,9 +100,14 @@ def fit(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], loader:
             epoch_losses.append(loss)
             if step % log_every == 0 or step == total:
                 trace.append({"step": step, "epoch": epoch, **window_means(window)})
-                if log is not None:
-                    log(f"step {step}/{total} epoch {epoch} {describe(trace[-1])} ({time.monotonic() - started:.0f}s)")
                 window = []
+            if saves is not None and step < total and saves.due():
+                saves.save(step, params, {"total": total, "epoch": epoch, "position": len(epoch_losses),
+                                          "order": order, "trace": trace, "window": window,
+                                          "epoch_losses": epoch_losses, "optimizer": optimizer.state_dict(),
+                                          "schedule": schedule.state_dict()})
+            if log is not None and trace and trace[-1]["step"] == step:
+                log(f"step {step}/{total} epoch {epoch} {describe(trace[-1])} ({time.monotonic() - started:.0f}s)")
         if on_epoch is not None:
             on_epoch(epoch, float(np.mean(epoch_losses)))
     return trace

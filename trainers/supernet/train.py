@@ -23,6 +23,7 @@ from trainers.supernet.checks import check_space_fits, pick_device
 from trainers.supernet.cache import SupernetConfig, checkpoint_dir, is_complete, key_fields, write_checkpoint
 from trainers.supernet.fit import fit, param_groups
 from trainers.supernet.model import SuperNetwork
+from trainers.supernet.progress import ProgressSaves
 from trainers.supernet.splits import SplitSpec, classification_split
 
 Log = Callable[[str], None]
@@ -38,8 +39,15 @@ def ensure_supernet(config: SupernetConfig, space: PruningSpace, seed: int = 0, 
     return train_supernet(config, space, seed, directory, log)
 
 
+def progress_dir(directory: Path) -> Path:
+    """Where the training of the checkpoint `directory` saves its progress: beside it, so a retry on
+    another node (the cache is shared) or a resumed study finds it by the same key."""
+    return directory.parent / f"{directory.name}.progress"
+
+
 def train_supernet(config: SupernetConfig, space: PruningSpace, seed: int, directory: Path, log: Log = print) -> Path:
-    """Fine-tune with `config.strategy` and write the checkpoint to `directory`."""
+    """Fine-tune with `config.strategy` and write the checkpoint to `directory`, continuing from the
+    last progress save of an interrupted run (`config.save_every_s`)."""
     device = pick_device(config.device)
     split, num_labels = classification_split(
         SplitSpec(config.task, config.model, "train", config.max_examples, config.max_length, seed))
@@ -53,15 +61,21 @@ def train_supernet(config: SupernetConfig, space: PruningSpace, seed: int, direc
     loader = split.loader(config.batch_size, shuffle=True, seed=seed)
     log(f"supernet: training {config.model} on {config.task} ({len(split)} examples, {config.max_length} tokens) "
         f"with {config.strategy!r} for {config.epochs * len(loader)} steps on {hardware_label(device)}")
+    # The sub-networks a strategy samples come from `rng`: a continued run picks up its sequence too.
+    saves = None if config.save_every_s is None else ProgressSaves(
+        progress_dir(directory), config.save_every_s, get_extra=lambda: {"rng": rng.bit_generator.state},
+        set_extra=lambda state: setattr(rng.bit_generator, "state", state["rng"]))
     started = time.monotonic()
     supernet.train()
     trace = fit(param_groups(supernet, config), loader, config, device,
                 lambda batch, progress: strategy.step(supernet, batch, space, rng, progress),
-                log=lambda line: log(f"supernet: {line}"), log_every=config.log_every)
+                log=lambda line: log(f"supernet: {line}"), log_every=config.log_every, saves=saves)
     supernet.to("cpu").eval()
     info = {**key_fields(config, space, seed), "steps": trace[-1]["step"], "seconds": time.monotonic() - started,
             "hardware": hardware_label(device), "trace": trace}
     write_checkpoint(supernet, directory, info)
+    if saves is not None:
+        saves.clear()
     log(f"supernet: saved {directory}")
     return directory
 

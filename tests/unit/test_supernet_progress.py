@@ -1,0 +1,86 @@
+"""The super-network stage continues an interrupted run from its last progress save and ends with
+the weights, loss trace and checkpoint an uninterrupted run of the same seed has."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from search_spaces.pruning import SmallSpace
+from tests.unit.tiny_task import save_tiny_task
+from tests.unit.tiny_teacher import make_tiny_teacher
+from trainers.supernet import cache, train
+from trainers.supernet.cache import SupernetConfig, load_supernet
+from trainers.supernet.progress import saves
+
+
+class Interrupted(Exception):
+    """Stands for the stage's worker dying after a step."""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[SupernetConfig, SmallSpace]:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tiny")
+    model, task = make_tiny_teacher(root / "model"), save_tiny_task(root / "task")
+    space = SmallSpace.from_hf_config(json.loads((model / "config.json").read_text()), num_labels=2)
+    # 24 training rows in batches of 8: 3 steps per epoch, 6 in all; a save after every step.
+    config = SupernetConfig(model=str(model), task=str(task), max_length=16, batch_size=8, lr=1e-3, epochs=2,
+                            num_random=1, log_every=1, device="cpu", save_every_s=1e-9)
+    return config, space
+
+
+def interrupt_at(step: int, lines: list[str]) -> train.Log:
+    def log(line: str) -> None:
+        lines.append(line)
+        if f"step {step}/" in line:
+            raise Interrupted(line)
+    return log
+
+
+@pytest.mark.parametrize("stop", [2, 4])  # mid first epoch; mid second (the shuffle's order of epoch 2)
+def test_an_interrupted_stage_continues_to_the_uninterrupted_result(setup: tuple[SupernetConfig, SmallSpace],
+                                                                    tmp_path: Path, stop: int) -> None:
+    config, space = setup
+    whole = train.ensure_supernet(replace(config, cache_dir=str(tmp_path / "whole")), space, seed=3,
+                                  log=lambda line: None)
+    resumed_config = replace(config, cache_dir=str(tmp_path / "resumed"))
+    directory = cache.checkpoint_dir(resumed_config, space, 3)
+    first: list[str] = []
+    with pytest.raises(Interrupted):
+        train.ensure_supernet(resumed_config, space, seed=3, log=interrupt_at(stop, first))
+    assert not cache.is_complete(directory)
+    assert [p.name for p in saves(train.progress_dir(directory))] == [f"step-{stop:09d}"]
+
+    second: list[str] = []
+    assert train.ensure_supernet(resumed_config, space, seed=3, log=second.append) == directory
+    assert f"supernet: continuing from the save of step {stop}/6" in second
+    # Only the steps after the save ran again.
+    assert [line.split()[2] for line in second if line.startswith("supernet: step ")] == \
+        [f"{s}/6" for s in range(stop + 1, 7)]
+    assert not train.progress_dir(directory).exists()
+
+    expected, got = load_supernet(whole).state_dict(), load_supernet(directory).state_dict()
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert (json.loads((directory / cache.TRAIN_INFO).read_text())["trace"]
+            == json.loads((whole / cache.TRAIN_INFO).read_text())["trace"])
+
+
+def test_without_saves_a_rerun_starts_again(setup: tuple[SupernetConfig, SmallSpace], tmp_path: Path) -> None:
+    config, space = setup
+    unsaved = replace(config, cache_dir=str(tmp_path), save_every_s=None)
+    with pytest.raises(Interrupted):
+        train.ensure_supernet(unsaved, space, seed=3, log=interrupt_at(2, []))
+    assert not train.progress_dir(cache.checkpoint_dir(unsaved, space, 3)).exists()
+    lines: list[str] = []
+    train.ensure_supernet(unsaved, space, seed=3, log=lines.append)
+    assert "supernet: step 1/6" in " ".join(lines) and not any("continuing" in line for line in lines)
+
+
+def test_save_every_s_must_be_positive(setup: tuple[SupernetConfig, SmallSpace]) -> None:
+    with pytest.raises(ValueError, match="option 'save_every_s' must be > 0 seconds or null"):
+        replace(setup[0], save_every_s=0)

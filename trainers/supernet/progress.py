@@ -1,0 +1,98 @@
+"""Saves of a training loop in progress, so a stage that dies (its node lost, the study's driver
+killed) continues from its last save instead of from step 0.
+
+A save is a folder `<directory>/step-<n>/`: the parameters (`weights.safetensors`, by position in
+the optimiser's list) and the rest (`state.pt`: optimiser, learning-rate schedule, the RNGs, where
+the loop stood in its epoch and its loss trace so far). Each is written under a temporary name and
+renamed into place, so a kill mid-save leaves the previous save readable; older saves are removed
+once a newer one is in place.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+WEIGHTS = "weights.safetensors"
+STATE = "state.pt"
+_SAVE = re.compile(r"^step-(\d+)$")
+
+
+@dataclass
+class ProgressSaves:
+    """Where a loop saves its state and how often (`fit(..., saves=...)`)."""
+
+    directory: Path
+    #: seconds of training between saves.
+    every_s: float = 60.0
+    #: the caller's own state saved beside the loop's (e.g. a numpy Generator's `bit_generator.state`).
+    get_extra: Callable[[], dict[str, Any]] = dict
+    set_extra: Callable[[dict[str, Any]], None] = lambda state: None
+    last_save: float = field(default_factory=time.monotonic)
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last_save >= self.every_s
+
+    def save(self, step: int, params: Sequence[torch.Tensor], loop: dict[str, Any]) -> Path:
+        """Write the parameters and `loop` (plus the RNGs and the extra state) as the save of `step`."""
+        from safetensors.torch import save_file
+
+        target = self.directory / f"step-{step:09d}"
+        tmp = self.directory / f".step-{step:09d}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_file({str(i): p.detach().cpu().contiguous() for i, p in enumerate(params)}, str(tmp / WEIGHTS))
+        rngs = {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
+        torch.save({**loop, "step": step, "rng": rngs, "extra": self.get_extra()}, tmp / STATE)
+        try:
+            tmp.rename(target)
+        except OSError:
+            # A save of this step is already there (another attempt got this far): it holds the same state.
+            shutil.rmtree(tmp, ignore_errors=True)
+        for older in saves(self.directory):
+            if older != target:
+                shutil.rmtree(older, ignore_errors=True)
+        self.last_save = time.monotonic()
+        return target
+
+    def restore(self, params: Sequence[torch.Tensor]) -> dict[str, Any] | None:
+        """Load the newest save into `params`, the RNGs and the extra state; the loop's state, or None
+        when there is no save (or it does not fit these parameters, e.g. a changed model)."""
+        from safetensors.torch import load_file
+
+        found = saves(self.directory)
+        if not found:
+            return None
+        newest = found[-1]
+        weights = load_file(str(newest / WEIGHTS))
+        if len(weights) != len(params) or any(weights[str(i)].shape != p.shape for i, p in enumerate(params)):
+            return None
+        with torch.no_grad():
+            for i, p in enumerate(params):
+                p.copy_(weights[str(i)])
+        state: dict[str, Any] = torch.load(newest / STATE, weights_only=True)
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.set_extra(state["extra"])
+        self.last_save = time.monotonic()
+        return state
+
+    def clear(self) -> None:
+        """Remove every save (the finished result is stored elsewhere)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def saves(directory: Path) -> list[Path]:
+    """The complete saves in `directory`, oldest first."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _SAVE.match(p.name))]
+    return [p for _, p in sorted(found)]
