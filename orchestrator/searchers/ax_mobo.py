@@ -5,7 +5,10 @@ qLogNEHVI (Daulton et al. 2021, "Parallel Bayesian optimization of multiple nois
 with expected hypervolume improvement"; Ament et al. 2023, "Unexpected improvements to expected
 improvement") for up to three objectives; this is the EHVI-based search of the pruning paper
 (§4.1.2) and the multi-objective BO of AutoDistill (§3.3). Objective references become Ax
-objective thresholds; study constraints become outcome constraints.
+objective thresholds; study constraints become outcome constraints. Ax reads any bound on an
+objective's metric as that objective's threshold (one per objective), so a constraint on an
+objective's metric (`params <= 15e6` beside a params objective) is put on a copy of the metric
+under its own name: a modelled outcome constraint, while the reference point stays the study's.
 
 Suggestions are computed off the driver loop by a `SuggestionPump`, with pending trials known
 to Ax (they are RUNNING trials there), so batches diversify. Suggestions are made cheap by a
@@ -146,6 +149,19 @@ def ax_metric_names(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
+#: prefix of the name under which a constraint on an objective's metric reaches Ax (':' is in no metric name
+#: a constraint can spell, so the key never meets a real metric).
+BOUND = "bound:"
+
+
+def constraint_metric_keys(objectives: Objectives, constraints: Sequence[Constraint]) -> list[str]:
+    """The key (in `ax_metric_names`) of each constraint's metric: the metric itself, or, for an
+    objective's metric, its copy `BOUND + metric`, which Ax takes for an outcome constraint instead
+    of a second objective threshold ("More than one objective threshold specified") or, without a
+    `ref`, instead of the reference point."""
+    return [BOUND + c.metric if c.metric in objectives.metrics else c.metric for c in constraints]
+
+
 def generation_strategy(opts: AxMoboOptions, num_initial: int, seed: int) -> GenerationStrategy:
     """Sobol for `num_initial` trials, then Ax's modular BoTorch model with cheaper acquisition
     optimisation. Sobol keeps proposing while fewer than half of its trials have results, so
@@ -228,7 +244,10 @@ class AxMoboSearcher(Searcher):
             raise ValueError(f"search space {space.name!r} has a single configuration; there is nothing to search")
         d = self.codec.num_parameters
         self.num_initial = self.opts.num_initial if self.opts.num_initial is not None else min(2 * (d + 1), 10)
-        self.names = ax_metric_names([*objectives.metrics, *(c.metric for c in self.constraints)])
+        keys = constraint_metric_keys(objectives, self.constraints)
+        self.names = ax_metric_names([*objectives.metrics, *keys])
+        #: Ax's name of each constraint's metric, in the order of `self.constraints`.
+        self.constraint_names = [self.names[k] for k in keys]
         self.client = self._new_client()
         #: trial id -> Ax trial index, for trials handed to the runner.
         self.trial_index: dict[str, int] = {}
@@ -257,7 +276,7 @@ class AxMoboSearcher(Searcher):
             for o in self.objectives.items
             if o.ref is not None
         ]
-        outcome = [f"{self.names[c.metric]} {c.op} {float(c.bound)!r}" for c in self.constraints]
+        outcome = [f"{name} {c.op} {float(c.bound)!r}" for c, name in zip(self.constraints, self.constraint_names)]
         client.configure_optimization(objective=objective, outcome_constraints=thresholds + outcome or None)
         if self.opts.generation == "ax_default":
             client.configure_generation_strategy(initialization_random_seed=self.seed)
@@ -389,7 +408,8 @@ class AxMoboSearcher(Searcher):
             return True
         # Early-stopped trials keep their data in the model's training set but are neither
         # pending nor counted as initial trials; the constraint model learns the boundary.
-        data = {self.names[c.metric]: float(analytic[c.metric]) for c in self.constraints if c.metric in analytic}
+        data = {name: float(analytic[c.metric])
+                for c, name in zip(self.constraints, self.constraint_names) if c.metric in analytic}
         self.client.attach_data(index, data)
         self.client.mark_trial_early_stopped(index)
         return False
@@ -417,8 +437,8 @@ class AxMoboSearcher(Searcher):
         not report is taken from the space's analytic metrics when it has it."""
         data = {self.names[o.metric]: float(metrics[o.metric]) for o in self.objectives.items}
         analytic = self.space.metrics(config) if self.constraints else {}
-        for c in self.constraints:
+        for c, name in zip(self.constraints, self.constraint_names):
             value = metrics.get(c.metric, analytic.get(c.metric))
             if value is not None and math.isfinite(float(value)):
-                data[self.names[c.metric]] = float(value)
+                data[name] = float(value)
         return data

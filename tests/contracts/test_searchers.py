@@ -15,18 +15,24 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from orchestrator import registry
 from tests.contracts.local_study import local_study
 from orchestrator.objectives import Constraint, Objective, Objectives
 from orchestrator.pareto import hypervolume
+from orchestrator.run import run_study
+from orchestrator.study import parse_study
 from orchestrator.searchers.base import FINISHED, Searcher
 from search_spaces.synthetic import SyntheticSpace
 from tests.contracts.plugin_options import SEARCHER_OPTIONS
 from trainers.synthetic import objectives
 
 NAMES = registry.searchers.names()
+ROOT = Path(__file__).resolve().parents[2]
+#: 1,008 sub-networks of MiniLM-L6 scored on shared weights; 571 of them have at most 15e6 parameters.
+SUBNET_TABLE = ROOT / "benchmarks" / "data" / "subnet_table_minilm_movie_reviews.csv"
 OBJECTIVES = Objectives((Objective("f1"), Objective("f2")))
 SPACES = {"grid": lambda: SyntheticSpace(num_dims=3, grid=6), "continuous": lambda: SyntheticSpace(num_dims=4)}
 
@@ -175,3 +181,27 @@ def test_search_beats_doing_nothing(name: str) -> None:
         done = drive(searcher, space, 60)
     points = np.array([[m["f1"], m["f2"]] for _, _, m in done if m is not None])
     assert hypervolume(points, np.array([1.0, 10.0])) > 5.5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_constraint_on_an_objective_holds_for_every_trial(name: str, tmp_path: Path) -> None:
+    """The README's study form (accuracy with a reference, parameters without, and `params <= 15e6` on
+    the parameters objective), replayed from the table of real sub-network scores on the in-process
+    backend: every trial builds a network within the bound, and the front keeps only those."""
+    space_options = json.loads(SUBNET_TABLE.with_suffix(".json").read_text())["space"]["options"]
+    study = parse_study({
+        "name": f"bound-{name}", "storage": str(tmp_path), "seed": 0,
+        "search_space": {"name": "small", "options": space_options},
+        "trainer": {"kind": "tabular", "options": {"table": str(SUBNET_TABLE)}},
+        "objectives": [{"metric": "accuracy", "mode": "max", "ref": 0.5}, {"metric": "params", "mode": "min"}],
+        "constraints": ["params <= 15e6"],
+        "searcher": {"name": name, "options": SEARCHER_OPTIONS.get(name, {})},
+        "budget": {"num_trials": 8},
+    })
+    run_study(study, progress=False, backend="local")
+    trials = pd.read_parquet(study.directory / "trials.parquet")
+    completed = trials[trials["status"] == "completed"]
+    assert len(completed) == 8
+    assert (completed["params"] <= 15e6).all(), completed[["params"]].to_string()
+    front = pd.read_csv(study.directory / "front.csv")
+    assert len(front) > 0 and (front["params"] <= 15e6).all()

@@ -142,6 +142,40 @@ def test_proposals_respect_the_space_and_analytic_constraints() -> None:
     assert (summary[summary["trial_status"] == "COMPLETED"]["m_params"] <= 1000).all()
 
 
+def bounds_in(searcher: AxMoboSearcher) -> tuple[dict[str, tuple[str, float]], dict[str, tuple[str, float]]]:
+    """(objective thresholds, outcome constraints) by Ax metric name, as the saved Ax experiment holds them."""
+    config = searcher.state_dict()["ax"]["experiment"]["optimization_config"]
+
+    def read(items: list[dict[str, Any]]) -> dict[str, tuple[str, float]]:
+        return {c["metric"]["name"]: (c["op"]["name"], c["bound"]) for c in items}
+
+    return read(config["objective_thresholds"]), read(config["outcome_constraints"])
+
+
+@pytest.mark.parametrize("params_ref", [None, 2000.0])
+def test_a_constraint_on_an_objective_is_an_outcome_constraint(params_ref: float | None) -> None:
+    """`params <= 1000` beside a params objective: Ax models it as an outcome constraint on a copy
+    of the metric, and the reference point is the study's (with a params ref Ax refused the study
+    with "More than one objective threshold"; without one the bound became the reference point)."""
+    space = MixedSpace()
+    objs = Objectives((Objective("loss", ref=1.0), Objective("params", ref=params_ref)))
+    searcher = AxMoboSearcher(space, objs, [Constraint.parse("params <= 1000")], seed=3, num_initial=2, **SMALL)
+    thresholds, outcome = bounds_in(searcher)
+    assert thresholds == {"m_loss": ("LEQ", 1.0)} | ({} if params_ref is None else {"m_params": ("LEQ", 2000.0)})
+    assert outcome == {"m_bound_params": ("LEQ", 1000.0)}
+    rng = np.random.default_rng(0)
+    for i in range(4):  # two Sobol trials, then the model's
+        config = searcher.suggest(f"t{i}")
+        assert isinstance(config, dict)
+        params = space.metrics(config)["params"]
+        assert params <= 1000
+        searcher.on_trial_complete(f"t{i}", {"loss": float(rng.random()), "params": params})
+    summary = searcher.summary()
+    done = summary[summary["trial_status"] == "COMPLETED"]
+    assert len(done) == 4 and (done["m_bound_params"] == done["m_params"]).all()
+    assert "MBM" in set(done["generation_node"])
+
+
 def test_failed_trials_are_marked_failed_and_search_goes_on() -> None:
     space = SyntheticSpace(num_dims=2)
     searcher = AxMoboSearcher(space, OBJECTIVES, num_initial=3, attach_intermediate=True, **SMALL)
