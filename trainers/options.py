@@ -1,9 +1,13 @@
-"""Typed trainer options built from a study's `trainer.options` mapping."""
+"""Typed trainer options built from a study's `trainer.options` mapping, and the option group every
+trainer that times its model shares (`LatencyMeasureOptions`)."""
 from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, TypeVar
+
+if TYPE_CHECKING:  # the orchestrator reads this module to build options; it must not load torch
+    from trainers.efficiency.latency import LatencyOptions
 
 T = TypeVar("T")
 
@@ -19,6 +23,34 @@ def build_options(cls: type[T], options: Mapping[str, Any]) -> T:
         if not type_matches(value, hints[key]):
             raise ValueError(f"option {key!r} must be {type_name(hints[key])}, got {value!r}")
     return cls(**options)
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyMeasureOptions:
+    """How a trial's model is timed on its worker (`trainers/efficiency/latency.py`). A trainer's
+    option class inherits these fields, so every trainer spells, defaults and checks them alike."""
+
+    latency_batch: int = 1
+    latency_seq_len: int = 128
+    latency_repeats: int = 20
+    latency_threads: int = 1
+
+    #: a trainer whose latency is optional sets this, and `latency_repeats: 0` then measures none.
+    latency_optional: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        for name in ("latency_batch", "latency_seq_len", "latency_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
+        least_repeats = 0 if self.latency_optional else 1
+        if self.latency_repeats < least_repeats:
+            raise ValueError(f"option 'latency_repeats' must be >= {least_repeats}, got {self.latency_repeats}")
+
+    def latency_options(self) -> LatencyOptions:
+        from trainers.efficiency.latency import LatencyOptions  # torch, only where a model is timed
+
+        return LatencyOptions(batch=self.latency_batch, seq_len=self.latency_seq_len, repeats=self.latency_repeats,
+                              threads=self.latency_threads)
 
 
 def type_matches(value: Any, hint: Any) -> bool:

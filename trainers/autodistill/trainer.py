@@ -34,17 +34,17 @@ from trainers.data import load_data
 from trainers.distill.flash import FlashConfig, flash_distill
 from trainers.distill.teacher import Teacher, shared_teacher
 from trainers.distill.teacher_cache import TeacherTargets, cache_key
-from trainers.efficiency import LatencyOptions, device_for_worker, measure_latency, token_inputs
+from trainers.efficiency import device_for_worker, measure_latency, token_inputs
 from trainers.encode import encode
-from trainers.options import build_options
+from trainers.options import LatencyMeasureOptions, build_options
 from search_spaces.base import SearchSpace
 from trainers.contract import LATENCY_METRICS, space_metrics, Metrics, Report, StageContext, TrainerError, TrialContext
 from trainers.supernet.cache import source_name
 
 
 @dataclass(frozen=True)
-class FlashDistillOptions(FlashConfig):
-    """Flash Distillation settings (inherited) plus the teacher, the data and the measurements."""
+class FlashDistillOptions(FlashConfig, LatencyMeasureOptions):
+    """Flash Distillation settings and latency measurement (inherited) plus the teacher and the data."""
 
     #: a model asset name (`minilm-l6`, `mpnet-base`) or a local model folder.
     teacher: str = "minilm-l6"
@@ -61,10 +61,6 @@ class FlashDistillOptions(FlashConfig):
     finetune_steps: int = 100
     finetune_batch_size: int = 32
     finetune_lr: float = 5e-4
-    latency_batch: int = 1
-    latency_seq_len: int = 128
-    latency_repeats: int = 20
-    latency_threads: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
     #: write the distilled student (safetensors + arch.json) to the trial directory.
     save_student: bool = False
@@ -82,12 +78,12 @@ class FlashDistillOptions(FlashConfig):
     regular_onnx: bool = False
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        FlashConfig.__post_init__(self)
+        LatencyMeasureOptions.__post_init__(self)
         for name in ("seq_len", "task_max_length"):
             if getattr(self, name) < 8:
                 raise ValueError(f"option {name!r} must be >= 8, got {getattr(self, name)}")
-        for name in ("corpus_blocks", "task_train_examples", "task_eval_examples", "latency_batch",
-                     "latency_seq_len", "latency_repeats", "latency_threads"):
+        for name in ("corpus_blocks", "task_train_examples", "task_eval_examples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
         self.finetune_config()  # validates the fine-tuning options
@@ -187,9 +183,7 @@ def check_fits_teacher(arch: StudentArch, teacher: Teacher, opts: FlashDistillOp
 def student_latency(student: Student, opts: FlashDistillOptions) -> dict[str, float | str]:
     """Measured forward latency and the hardware it ran on; it depends on the architecture only, so
     it is taken before training."""
-    options = LatencyOptions(batch=opts.latency_batch, seq_len=opts.latency_seq_len, repeats=opts.latency_repeats,
-                             threads=opts.latency_threads)
-    latency = measure_latency(student, options, token_inputs(student.arch.vocab_size))
+    latency = measure_latency(student, opts.latency_options(), token_inputs(student.arch.vocab_size))
     return {**latency.as_metrics(), "hardware": latency.hardware}
 
 

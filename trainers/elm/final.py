@@ -21,7 +21,7 @@ import torch
 from search_spaces.elm import ElmArch, count_params
 from trainers.data import load_model_dir
 from trainers.distill.teacher import Teacher
-from trainers.efficiency import LatencyOptions, measure_latency, token_inputs
+from trainers.efficiency import measure_latency, token_inputs
 from trainers.elm.checkpoint import load_checkpoint
 from trainers.elm.cka_heads import search_heads
 from trainers.elm.export import export_elm
@@ -67,8 +67,7 @@ def retrain_and_evaluate(opts: ElmSubnetOptions, checkpoint: str, arch: ElmArch,
     sizes = count_params(found)
     latency = {}
     if opts.latency_repeats:
-        measured = measure_latency(model.eval(), LatencyOptions(seq_len=opts.latency_seq_len, repeats=opts.latency_repeats),
-                                   token_inputs(found.shape.vocab_size))
+        measured = measure_latency(model.eval(), opts.latency_options(), token_inputs(found.shape.vocab_size))
         latency = {"latency_ms": measured.as_metrics()["latency_ms"], "hardware": measured.hardware}
     results: list[dict[str, Any]] = []
     for i, name in enumerate(tasks):

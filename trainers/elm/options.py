@@ -4,12 +4,13 @@ of the found model after them. The network's sizes and the parameter cap belong 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from search_spaces.elm import ElmSpace
 from trainers.elm.distill import LossKind, check_loss_kind
 from trainers.elm.finetune import TuneConfig
 from trainers.elm.pretrain import PretrainOptions
+from trainers.options import LatencyMeasureOptions
 
 #: the shipped data sets with two classes (trainers/data_named.py): validation can refuse a class loss
 #: that cannot train their head. Another task's class count is known once its data is read, and
@@ -18,7 +19,7 @@ TWO_CLASS_TASKS = frozenset({"movie-reviews", "sms-spam"})
 
 
 @dataclass(frozen=True)
-class ElmSubnetOptions:
+class ElmSubnetOptions(LatencyMeasureOptions):
     #: a trained super-network folder; empty: `lmnas run` trains one before the trials (cached by config).
     checkpoint: str = ""
     teacher: str = "minilm-l6"
@@ -57,10 +58,11 @@ class ElmSubnetOptions:
     #: teacher's and the student's probabilities across the batch. Eq. 4 alone has no gradient on two
     #: classes, so 0 here and in label_weight is refused for a two-class task.
     intra_class_weight: float = 1.0
-    # ---- scoring a candidate on the shared weights
+    # ---- scoring a candidate on the shared weights (the latency fields are inherited)
     batch_size: int = 64
+    #: 0: no latency is measured (the parameter cap, not latency, bounds an ELM search).
     latency_repeats: int = 0
-    latency_seq_len: int = 128
+    latency_optional: ClassVar[bool] = True
     # ---- after the trials: head search, retraining and evaluation of the found model
     head_eta: float = 0.9
     final_distill_steps: int = 200
@@ -74,8 +76,9 @@ class ElmSubnetOptions:
 
     def __post_init__(self) -> None:
         check_loss_kind(self.loss)
+        LatencyMeasureOptions.__post_init__(self)
         for name in ("seq_len", "corpus_blocks", "eval_blocks", "pretrain_epochs", "pretrain_steps", "pretrain_batch",
-                     "max_length", "probe_steps", "finetune_steps", "finetune_batch", "batch_size", "latency_seq_len",
+                     "max_length", "probe_steps", "finetune_steps", "finetune_batch", "batch_size",
                      "final_distill_steps", "final_finetune_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
@@ -83,8 +86,6 @@ class ElmSubnetOptions:
             value = getattr(self, name)
             if value is not None and value < 2:
                 raise ValueError(f"option {name!r} must be >= 2 or null (all), got {value}")
-        if self.latency_repeats < 0:
-            raise ValueError(f"option 'latency_repeats' must be >= 0, got {self.latency_repeats}")
         if not 0.0 < self.head_eta <= 1.0:
             raise ValueError(f"option 'head_eta' must be in (0, 1], got {self.head_eta}")
         if isinstance(self.eval_tasks, str) or not all(isinstance(t, str) for t in self.eval_tasks):

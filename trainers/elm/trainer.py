@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from search_spaces.elm import ElmArch, ElmSpace
 from trainers.data import load_model_dir
 from trainers.distill.teacher import Teacher
-from trainers.efficiency import LatencyOptions, measure_latency, token_inputs
+from trainers.efficiency import measure_latency, token_inputs
 from trainers.elm.checkpoint import Checkpoint, cached_supernet
 from trainers.elm.distill import path_losses
 from trainers.elm.hooks import METRICS, finish, prepare  # noqa: F401  the stages around the trials, and what train reports
@@ -61,8 +61,7 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
     metrics: dict[str, float | str] = {"step": 1.0, **ctx.space.metrics(ctx.arch), **scores}
     if opts.latency_repeats:
         model = ckpt.supernet.extract_sub_network(arch)
-        latency = measure_latency(model, LatencyOptions(seq_len=opts.latency_seq_len, repeats=opts.latency_repeats),
-                                  token_inputs(arch.shape.vocab_size))
+        latency = measure_latency(model, opts.latency_options(), token_inputs(arch.shape.vocab_size))
         metrics |= {**latency.as_metrics(), "hardware": latency.hardware}
     report(metrics)
     return metrics

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from trainers.options import LatencyMeasureOptions
+
 
 @dataclass(frozen=True)
 class FinetuneOptions:
@@ -46,20 +48,16 @@ class FinetuneOptions:
 
 
 @dataclass(frozen=True)
-class MeasureOptions:
-    """How a sub-network is scored: validation subsample, and latency on this worker's device."""
+class MeasureOptions(LatencyMeasureOptions):
+    """How a sub-network is scored: validation subsample, and latency on this worker's device (inherited)."""
 
     #: validation examples (a seeded subsample; null: all).
     eval_examples: int | None = None
     eval_batch_size: int = 64
-    latency_batch: int = 1
-    latency_seq_len: int = 128
-    latency_repeats: int = 20
-    latency_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.eval_examples is not None and self.eval_examples < 1:
             raise ValueError(f"option 'eval_examples' must be >= 1 or null (all), got {self.eval_examples}")
-        for name in ("eval_batch_size", "latency_batch", "latency_seq_len", "latency_repeats", "latency_threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
+        if self.eval_batch_size < 1:
+            raise ValueError(f"option 'eval_batch_size' must be >= 1, got {self.eval_batch_size}")
+        LatencyMeasureOptions.__post_init__(self)
