@@ -1,5 +1,7 @@
-"""Typed trainer options built from a study's `trainer.options` mapping, and the option group every
-trainer that times its model shares (`LatencyMeasureOptions`)."""
+"""Typed trainer options built from a study's `trainer.options` mapping, and the option groups trainers
+share (a trainer's option class inherits them, so every trainer spells, defaults and checks them alike):
+`LatencyMeasureOptions` for a trainer that times its model, `DistillCorpusOptions` for one that
+distils from a teacher on unlabelled text."""
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +29,7 @@ def build_options(cls: type[T], options: Mapping[str, Any]) -> T:
 
 @dataclasses.dataclass(frozen=True)
 class LatencyMeasureOptions:
-    """How a trial's model is timed on its worker (`trainers/efficiency/latency.py`). A trainer's
-    option class inherits these fields, so every trainer spells, defaults and checks them alike."""
+    """How a trial's model is timed on its worker (`trainers/efficiency/latency.py`)."""
 
     latency_batch: int = 1
     latency_seq_len: int = 128
@@ -51,6 +52,26 @@ class LatencyMeasureOptions:
 
         return LatencyOptions(batch=self.latency_batch, seq_len=self.latency_seq_len, repeats=self.latency_repeats,
                               threads=self.latency_threads)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillCorpusOptions:
+    """The teacher a student learns from and the unlabelled text it learns on."""
+
+    #: a model asset name (`minilm-l6`, `mpnet-base`) or a local model folder.
+    teacher: str = "minilm-l6"
+    #: a language-modelling data source for `trainers.data.load_data` (asset name, folder or file).
+    corpus: str = "wikitext2"
+    seq_len: int = 64
+    #: training blocks of `seq_len` tokens read from the corpus's train split.
+    corpus_blocks: int = 2000
+
+    def __post_init__(self) -> None:
+        # the floor of FinetuneOptions.max_length too: a shorter block is mostly special tokens
+        if self.seq_len < 8:
+            raise ValueError(f"option 'seq_len' must be >= 8, got {self.seq_len}")
+        if self.corpus_blocks < 1:
+            raise ValueError(f"option 'corpus_blocks' must be >= 1, got {self.corpus_blocks}")
 
 
 def type_matches(value: Any, hint: Any) -> bool:

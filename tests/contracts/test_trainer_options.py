@@ -1,5 +1,6 @@
 """Shared option groups: a trainer that times its model takes the latency options from
-`LatencyMeasureOptions` (one spelling, default and check), not from fields of its own."""
+`LatencyMeasureOptions`, one that distils on a corpus takes the teacher and corpus from
+`DistillCorpusOptions` (one spelling, default and check), not from fields of its own."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,17 +9,29 @@ import pytest
 
 from orchestrator import registry
 from trainers.efficiency import LatencyOptions
-from trainers.options import LatencyMeasureOptions, build_options
+from trainers.options import DistillCorpusOptions, LatencyMeasureOptions, build_options
 
-LATENCY_FIELDS = {f.name for f in dataclasses.fields(LatencyMeasureOptions)}
+GROUPS = (LatencyMeasureOptions, DistillCorpusOptions)
 
 
 @pytest.mark.parametrize("name", registry.trainers.names())
-def test_latency_options_are_inherited_not_copied(name: str) -> None:
+def test_shared_option_groups_are_inherited_not_copied(name: str) -> None:
     options = registry.trainers.load(name).OPTIONS
     own = {f.name for f in dataclasses.fields(options)}
-    if own & LATENCY_FIELDS:
-        assert issubclass(options, LatencyMeasureOptions), f"{name} copies {sorted(own & LATENCY_FIELDS)}"
+    for group in GROUPS:
+        shared = own & {f.name for f in dataclasses.fields(group)}
+        if shared:
+            assert issubclass(options, group), f"{name} copies {sorted(shared)} instead of inheriting {group.__name__}"
+
+
+@pytest.mark.parametrize("name", ["flash_distill", "elm_subnet"])
+def test_the_corpus_options_are_checked_alike(name: str) -> None:
+    options_cls = registry.trainers.load(name).OPTIONS
+    assert issubclass(options_cls, DistillCorpusOptions)
+    with pytest.raises(ValueError, match="option 'seq_len' must be >= 8, got 4"):
+        build_options(options_cls, {"seq_len": 4})
+    with pytest.raises(ValueError, match="option 'corpus_blocks' must be >= 1, got 0"):
+        build_options(options_cls, {"corpus_blocks": 0})
 
 
 @pytest.mark.parametrize("name", ["weight_sharing", "flash_distill", "elm_subnet", "standard_nas"])

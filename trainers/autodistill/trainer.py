@@ -36,23 +36,17 @@ from trainers.distill.teacher import Teacher, shared_teacher
 from trainers.distill.teacher_cache import TeacherTargets, cache_key
 from trainers.efficiency import device_for_worker, measure_latency, token_inputs
 from trainers.encode import encode
-from trainers.options import LatencyMeasureOptions, build_options
+from trainers.options import DistillCorpusOptions, LatencyMeasureOptions, build_options
 from search_spaces.base import SearchSpace
 from trainers.contract import LATENCY_METRICS, space_metrics, Metrics, Report, StageContext, TrainerError, TrialContext
 from trainers.supernet.cache import source_name
 
 
 @dataclass(frozen=True)
-class FlashDistillOptions(FlashConfig, LatencyMeasureOptions):
-    """Flash Distillation settings and latency measurement (inherited) plus the teacher and the data."""
+class FlashDistillOptions(FlashConfig, DistillCorpusOptions, LatencyMeasureOptions):
+    """Flash Distillation settings, the teacher and corpus, and latency measurement (inherited), plus
+    the fine-tuning probe and the regular distillation after the search."""
 
-    #: a model asset name (`minilm-l6`, `mpnet-base`) or a local model folder.
-    teacher: str = "minilm-l6"
-    #: a language-modelling data source for `trainers.data.load_data` (asset name, folder or file).
-    corpus: str = "wikitext2"
-    seq_len: int = 64
-    #: pre-training blocks of `seq_len` tokens read from the corpus's train split.
-    corpus_blocks: int = 2000
     #: a classification data source for the fine-tuning probe; null skips it.
     task: str | None = "movie-reviews"
     task_max_length: int = 64
@@ -79,11 +73,11 @@ class FlashDistillOptions(FlashConfig, LatencyMeasureOptions):
 
     def __post_init__(self) -> None:
         FlashConfig.__post_init__(self)
+        DistillCorpusOptions.__post_init__(self)
         LatencyMeasureOptions.__post_init__(self)
-        for name in ("seq_len", "task_max_length"):
-            if getattr(self, name) < 8:
-                raise ValueError(f"option {name!r} must be >= 8, got {getattr(self, name)}")
-        for name in ("corpus_blocks", "task_train_examples", "task_eval_examples"):
+        if self.task_max_length < 8:
+            raise ValueError(f"option 'task_max_length' must be >= 8, got {self.task_max_length}")
+        for name in ("task_train_examples", "task_eval_examples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
         self.finetune_config()  # validates the fine-tuning options

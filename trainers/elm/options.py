@@ -10,7 +10,7 @@ from search_spaces.elm import ElmSpace
 from trainers.elm.distill import LossKind, check_loss_kind
 from trainers.elm.finetune import TuneConfig
 from trainers.elm.pretrain import PretrainOptions
-from trainers.options import LatencyMeasureOptions
+from trainers.options import DistillCorpusOptions, LatencyMeasureOptions
 
 #: the shipped data sets with two classes (trainers/data_named.py): validation can refuse a class loss
 #: that cannot train their head. Another task's class count is known once its data is read, and
@@ -19,16 +19,14 @@ TWO_CLASS_TASKS = frozenset({"movie-reviews", "sms-spam"})
 
 
 @dataclass(frozen=True)
-class ElmSubnetOptions(LatencyMeasureOptions):
+class ElmSubnetOptions(DistillCorpusOptions, LatencyMeasureOptions):
+    """The teacher, its corpus (Algorithm 2 step 1) and latency measurement are inherited."""
+
     #: a trained super-network folder; empty: `lmnas run` trains one before the trials (cached by config).
     checkpoint: str = ""
-    teacher: str = "minilm-l6"
     #: the distillation losses of every stage: relational (Eq. 4-5) or classic (Eq. 1-3).
     loss: LossKind = "pearson"
-    # ---- Algorithm 2 step 1: pre-train the super-network on unlabelled text, growing FFNs by PCA
-    corpus: str = "wikitext2"
-    seq_len: int = 64
-    corpus_blocks: int = 2000
+    # ---- Algorithm 2 step 1: pre-train the super-network on the corpus, growing FFNs by PCA
     eval_blocks: int = 32
     pretrain_epochs: int = 3
     pretrain_steps: int = 50
@@ -76,8 +74,9 @@ class ElmSubnetOptions(LatencyMeasureOptions):
 
     def __post_init__(self) -> None:
         check_loss_kind(self.loss)
+        DistillCorpusOptions.__post_init__(self)
         LatencyMeasureOptions.__post_init__(self)
-        for name in ("seq_len", "corpus_blocks", "eval_blocks", "pretrain_epochs", "pretrain_steps", "pretrain_batch",
+        for name in ("eval_blocks", "pretrain_epochs", "pretrain_steps", "pretrain_batch",
                      "max_length", "probe_steps", "finetune_steps", "finetune_batch", "batch_size",
                      "final_distill_steps", "final_finetune_steps"):
             if getattr(self, name) < 1:
