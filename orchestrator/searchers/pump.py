@@ -6,6 +6,10 @@ small queue of ready suggestions filled by a background thread: `take` answers a
 ready item or None ("not ready yet"), and results posted by the driver are applied by the
 same thread before the next batch is produced, so the driver never waits on the model.
 
+The batch grows with the demand: when more callers wait than `batch_size`, one batch serves up
+to `max_batch_size` of them, since one model fit for many candidates costs less per candidate than
+several small fits (benchmarks/results/scale.txt: ax_mobo with 64 workers waiting).
+
 Two locks: `_cond` guards the queues (held for microseconds by both threads); `_work` guards
 the producer's own state (held by the background thread while it produces, by the driver
 only to save or restore that state).
@@ -34,6 +38,7 @@ class SuggestionPump(Generic[Item, Event]):
     `produce(n)` returns up to n new items (it may return fewer) or raises `Exhausted`;
     `apply(event)` records one result. Both are only ever called with the work lock held.
     With `background=False` everything runs in the caller's thread (deterministic, for tests).
+    `max_batch_size` (None: `batch_size`) is the most one batch holds when many callers wait.
     """
 
     def __init__(
@@ -44,21 +49,25 @@ class SuggestionPump(Generic[Item, Event]):
         queue_size: int,
         batch_size: int,
         background: bool,
+        max_batch_size: int | None = None,
         name: str = "suggestion-pump",
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError(f"queue_size and batch_size must be >= 1, got {queue_size}, {batch_size}")
+        if max_batch_size is not None and max_batch_size < batch_size:
+            raise ValueError(f"max_batch_size must be >= batch_size ({batch_size}) or None, got {max_batch_size}")
         self._produce = produce
         self._apply = apply
         self.queue_size = queue_size
         self.batch_size = batch_size
+        self.max_batch_size = max_batch_size if max_batch_size is not None else batch_size
         self.background = background
         self._name = name
         self._work = threading.RLock()
         self._cond = threading.Condition()
         self._ready: deque[Item] = deque()
         self._inbox: deque[Event] = deque()
-        # Callers that got None since the last batch: the next batch serves them all at once.
+        # Callers that got None and are not yet served by a batch: the next batch serves them at once.
         self._waiting: set[Hashable] = set()
         self._closing = False
         self._finished = False
@@ -140,7 +149,9 @@ class SuggestionPump(Generic[Item, Event]):
         """How many items the next batch should hold (called with `_cond` held)."""
         if self._finished:
             return 0
-        return max(0, min(self.batch_size, self.queue_size + len(self._waiting) - len(self._ready)))
+        # Many callers waiting (a study's start, a wave of trials ending) make one larger batch.
+        cap = max(self.batch_size, min(self.max_batch_size, len(self._waiting)))
+        return max(0, min(cap, self.queue_size + len(self._waiting) - len(self._ready)))
 
     def _loop(self) -> None:
         while True:
@@ -154,7 +165,8 @@ class SuggestionPump(Generic[Item, Event]):
                     self._drain()
                     with self._cond:
                         n = self._wanted()
-                    produced = self._fill(n) if n else 0
+                        asked = set(self._waiting)
+                    produced = self._fill(n, asked) if n else 0
                 if n and not produced:
                     # Nothing came out (and the producer is not exhausted): do not spin.
                     with self._cond:
@@ -173,8 +185,10 @@ class SuggestionPump(Generic[Item, Event]):
         for event in events:
             self._apply(event)
 
-    def _fill(self, n: int) -> int:
-        """Produce up to n items into the ready queue (called with `_work` held); how many came."""
+    def _fill(self, n: int, asked: set[Hashable] | None = None) -> int:
+        """Produce up to n items into the ready queue (called with `_work` held); how many came.
+        The batch serves the callers `asked` (all when None); those who asked while it was being
+        produced still wait, and size the next batch."""
         try:
             items = list(self._produce(n))
         except Exhausted:
@@ -184,5 +198,8 @@ class SuggestionPump(Generic[Item, Event]):
         with self._cond:
             self._ready.extend(items)
             if items:
-                self._waiting.clear()
+                if asked is None:
+                    self._waiting.clear()
+                else:
+                    self._waiting -= asked
         return len(items)
