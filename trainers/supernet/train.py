@@ -5,6 +5,9 @@ fine-tunes the pre-trained model as a super-network on the downstream task (Adam
 Appendix A: lr 2e-5, 2 random sub-networks, T = 10); stage two only evaluates sub-networks on the
 shared weights (`trainers/weight_sharing.py`). The result is cached by the hash of its config
 (`trainers/supernet/cache.py`): a second call returns the stored checkpoint without training.
+While it trains, the stage saves its progress every `save_every_s` seconds beside that checkpoint
+(`trainers/supernet/progress.py`), so a rerun after a lost node (the Ray task's retry) or a
+killed driver (`lmnas resume`) continues from the last save and ends with the same weights.
 `lmnas supernet train STUDY` runs this stage alone.
 """
 from __future__ import annotations
