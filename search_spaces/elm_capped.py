@@ -20,7 +20,8 @@ Gene = tuple[str, int, int]
 
 
 def sized_genes(space: ElmSpace, i: int) -> list[tuple[int, Gene]]:
-    """(block parameters, gene) of layer i, one gene per (block, width), with its most heads."""
+    """(block parameters, gene) of layer i, one gene per (block, width), with its most heads (one gene
+    per block when the space searches blocks only)."""
     from search_spaces.elm import block_params
 
     best: dict[tuple[str, int], Gene] = {}
@@ -51,6 +52,6 @@ def largest_under_cap(space: ElmSpace, cap: float, smallest: Config) -> Config:
     for i in reversed(range(layers)):
         size, gene = next((size, gene) for size, gene in genes[i]
                           if size - lows[i] <= budget and reach[i][budget - (size - lows[i])])
-        config.update({f"block_{i}": gene[0], f"ffn_{i}": gene[1], f"heads_{i}": gene[2]})
+        config.update(space.gene_config(i, gene))
         budget -= size - lows[i]
     return {d.name: config[d.name] for d in space.dims}

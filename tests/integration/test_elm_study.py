@@ -1,7 +1,8 @@
 """An ELM study end to end through the command line on a local Ray head, on a tiny teacher and task:
 the super-network stage (pre-train + fine-tune) as a Ray task, NSGA-II trials on the space read from
-its checkpoint, the retraining stage with its table and export; a resumed study rebuilds the same
-space from the cached checkpoint and reruns an unfinished trial without training again."""
+its checkpoint (block choices at their grown widths), the retraining stage with its table and export,
+`lmnas calibrate` retraining candidates standalone; a resumed study rebuilds the same space from the
+cached checkpoint and reruns an unfinished trial without training again."""
 from __future__ import annotations
 
 import json
@@ -65,11 +66,22 @@ def test_elm_study_trains_searches_retrains_and_resumes(tmp_path: Path, ray_addr
     assert final["trial_id"].iloc[0] in set(trials.loc[trials["accuracy"] == best["accuracy"], "trial_id"])
     assert {"task", "accuracy", "teacher_accuracy", "params", "architecture"} <= set(final.columns)
     assert (directory / "export" / "model.safetensors").is_file() and (directory / "export" / "modeling_elm.py").is_file()
-    # The trials searched the space read from the checkpoint: its grown widths bound each layer.
+    # The trials searched the paper's space read from the checkpoint: block choices, each at its grown
+    # width; the found model's head search started from all heads (the count can only fall).
     grown = json.loads((checkpoint / "elm.json").read_text())["ffn_widths"]
     assert any(w > 8 for row in grown for w in row)
-    for i, row in enumerate(grown):
-        assert (trials[f"config.ffn_{i}"] <= max(row)).all()
+    assert sorted(c for c in trials.columns if c.startswith("config.")) == ["config.block_0", "config.block_1"]
+    kinds = ["bert", "bert_qv", "bert_kv", "mobile", "mobile_qv", "mobile_kv"]
+    for i, layer in enumerate(final["architecture"].iloc[0].split()):
+        kind, ffn, heads = layer.split("/")
+        assert int(ffn) == grown[i][kinds.index(kind)] and 1 <= int(heads.removesuffix("h")) <= 4
+
+    # The shared-weight ranking checked against standalone retraining of three candidates.
+    calibration = lmnas("calibrate", str(directory), "--n", "3", "--address", ray_address, cwd=tmp_path)
+    assert calibration.returncode == 0, calibration.stderr[-3000:]
+    assert "retraining standalone" in calibration.stderr
+    rows = pd.read_csv(directory / "calibration.csv")
+    assert len(rows) == 3 and rows["standalone_accuracy"].between(0, 1).all() and rows["proxy_accuracy"].notna().all()
 
     # A crash left the last trial running: resume reruns it on the same space, without training.
     frame = pd.read_parquet(directory / "trials.parquet")

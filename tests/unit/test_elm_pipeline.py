@@ -169,3 +169,49 @@ def test_bad_options_are_one_line_errors() -> None:
         ElmSubnetOptions(eval_tasks="movie-reviews")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="option 'loss' must be one of"):
         ElmSubnetOptions(loss="mse")  # type: ignore[arg-type]
+
+
+def test_calibrate_retrains_a_candidate_and_scores_it_on_the_proxys_split(setup: dict[str, Any],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainers.contract import StageContext, run_in_process
+    from trainers.elm import final, hooks
+
+    space = searched_space(setup["space"], str(setup["checkpoint"]))
+    options = {**setup["options"], "checkpoint": str(setup["checkpoint"])}
+    config = space.largest()
+    proxy = trainer.train(TrialContext("t0", config, space, options), lambda m: None)
+    tuned: list[ElmClassifier] = []
+    real = final.tuned_copy
+    monkeypatch.setattr(final, "tuned_copy", lambda *a: tuned.append(real(*a)[0]) or (tuned[-1], None))
+    lines: list[str] = []
+    ctx = StageContext(study="elm", seed=0, options=options, space=space, directory=setup["root"] / "study",
+                       log=lines.append, run_task=run_in_process(lines.append))
+    standalone = hooks.calibrate(ctx, FinishedTrial("t0", config, proxy))
+    assert set(standalone) == {"accuracy", "loss"} and set(standalone) <= set(proxy)
+    # Retrained as the found model is: head search from all heads, distillation, then the task fine-tune.
+    assert any("after head search" in line for line in lines) and any("distillation: step" in line for line in lines)
+    assert any("fine-tune on" in line for line in lines) and len(tuned) == 1
+    # Scored on the very sentences the proxy was scored on, by the retrained model (not the shared weights).
+    ckpt = load_checkpoint(setup["checkpoint"])
+    split, _ = trainer.cached_split(ckpt.teacher, ckpt.task["task"], 16, None, 0, "cpu")  # type: ignore[index]
+    with torch.no_grad():
+        logits = tuned[0](split.input_ids, split.attention_mask)
+    assert standalone["accuracy"] == pytest.approx(float((logits.argmax(-1) == split.labels).float().mean()))
+    assert standalone["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, split.labels)), rel=1e-5)
+    assert standalone["loss"] != pytest.approx(float(proxy["loss"]))
+
+
+def test_an_elastic_space_gets_a_super_network_that_sampled_its_genes(setup: dict[str, Any]) -> None:
+    opts = ElmSubnetOptions(**{**setup["options"], "task": None, "eval_tasks": []})
+    blocks = setup["space"]
+    assert "elastic" not in opts.pretrain_options(blocks)  # the paper's space keeps its cache key
+    elastic = ElmSpace(**{**blocks.options(), "elastic": ["ffn", "heads"], "head_counts": [2, 4]})
+    assert stage.checkpoint_dir(opts, elastic, 0) != stage.checkpoint_dir(opts, blocks, 0)
+    folder = stage.ensure_supernet(opts, elastic, 0, lambda line: None)
+    ckpt = load_checkpoint(folder)
+    assert ckpt.sampling.elastic == ("ffn", "heads") and ckpt.sampling.head_counts == (2, 4)
+    searched = searched_space(elastic, str(folder))
+    assert searched.elastic == ("ffn", "heads") and searched.head_counts == (2, 4)
+    assert searched.is_valid(searched.smallest())
+    with pytest.raises(TrainerError, match="needs a super-network that sampled them"):
+        searched_space(elastic, str(setup["checkpoint"]))

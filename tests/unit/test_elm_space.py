@@ -1,19 +1,22 @@
-"""The ELM search space: exact analytic parameters, refusals with one line, cap-aware moves."""
+"""The ELM search space: blocks only by default (what SPOS trained), exact analytic parameters, refusals
+with one line, cap-aware moves (most tests use elastic widths and heads, which exercise every rule)."""
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from search_spaces.base import InvalidArchitectureError
-from search_spaces.elm import BLOCK_KINDS, ElmSpace, count_params
+from search_spaces.elm import BLOCK_KINDS, ElmArch, ElmSpace, LayerChoice, count_params
 from trainers.efficiency import count_params as measure
 from trainers.elm.supernet import ElmModel, ElmSuperNet
 
 WIDTHS = [[8, 16, 24, 8, 16, 32], [24, 8, 8, 32, 8, 16]]
 TINY = dict(num_layers=2, hidden_size=32, num_heads=4, inner_size=8, vocab_size=120, max_positions=40, ffn_step=8,
-            ffn_widths=WIDTHS)
+            ffn_widths=WIDTHS, elastic=["ffn", "heads"])
 
 
 def space(**overrides: object) -> ElmSpace:
@@ -75,7 +78,8 @@ def test_a_block_width_or_head_count_outside_the_space_is_refused_in_one_line(ba
 
 def test_a_head_count_must_divide_the_chosen_blocks_attention_width() -> None:
     # hidden 24 takes 3 or 4 heads; the MobileBERT bottleneck of 6 takes 3 but not 4.
-    s = ElmSpace(num_layers=1, hidden_size=24, num_heads=4, inner_size=6, vocab_size=50, max_positions=16, ffn_step=6)
+    s = ElmSpace(num_layers=1, hidden_size=24, num_heads=4, inner_size=6, vocab_size=50, max_positions=16, ffn_step=6,
+                 elastic=["ffn", "heads"])
     s.check(config(("bert", 6, 4)))
     s.check(config(("mobile", 6, 3)))
     with pytest.raises(InvalidArchitectureError, match="heads_0=4 must divide the mobile block's attention width 6"):
@@ -139,3 +143,95 @@ def test_a_cap_on_non_embedding_parameters_ignores_the_tables() -> None:
     for _ in range(10):
         metrics = s.metrics(s.sample(rng))
         assert metrics["params_non_embedding"] <= 5000 < metrics["params"]
+
+
+# ---- the paper's space: block genes only, every candidate a configuration SPOS trained ---------------
+def blocks_only(**overrides: object) -> ElmSpace:
+    return ElmSpace(**{**TINY, "elastic": [], **overrides})  # type: ignore[arg-type]
+
+
+def trained(s: ElmSpace, candidate: dict[str, object]) -> bool:
+    """Every layer at its block's grown FFN width with all heads: what SPOS trained."""
+    arch = s.architecture(candidate)
+    return all((c.ffn, c.heads) == (WIDTHS[i][BLOCK_KINDS.index(c.kind)], 4) for i, c in enumerate(arch.layers))
+
+
+def test_by_default_every_searched_candidate_is_a_trained_configuration() -> None:
+    from orchestrator.objectives import Objective, Objectives
+    from orchestrator.searchers.ga import GASearcher
+
+    every = [{"block_0": a, "block_1": b} for a in BLOCK_KINDS for b in BLOCK_KINDS]
+    sizes = sorted(blocks_only().capped_size(c) for c in every)
+    s = blocks_only(max_params=sizes[len(sizes) // 2])  # the cap excludes about half the block choices
+    assert [d.name for d in s.dims] == ["block_0", "block_1"]
+    rng = np.random.default_rng(0)
+    ga = GASearcher(s, Objectives((Objective("f1"),)), seed=0, population=4, generations=3)
+    candidates = [s.smallest(), s.largest()]
+    for i in range(12):  # the study's searcher: random draws, then children of the fittest
+        proposal = ga.suggest(f"t{i}")
+        assert isinstance(proposal, dict)
+        ga.on_trial_complete(f"t{i}", {"f1": -float(s.capped_size(proposal))})
+        candidates.append(proposal)
+    for _ in range(20):  # the space's own moves (other searchers)
+        a, b = s.sample(rng), s.sample(rng)
+        candidates += [a, s.mutate(a, rng), s.crossover(a, b, rng)]
+    assert all(trained(s, c) and s.capped_size(c) <= s.max_params for c in candidates)
+    assert len({s.capped_size(c) for c in candidates}) >= 5  # block choices alone spread the sizes
+    # What a width or a head count outside training would be is refused, not scored.
+    for untrained in ((LayerChoice("bert_qv", 8, 4), LayerChoice("bert", 24, 4)),  # bert_qv grew to 16
+                      (LayerChoice("bert", 8, 2), LayerChoice("bert", 24, 4))):  # 2 of 4 heads
+        with pytest.raises(InvalidArchitectureError, match="is not what the super-network trained"):
+            blocks_only().config_of(ElmArch(s.shape, untrained))
+
+
+def test_every_path_spos_trains_is_a_member_and_elastic_sampling_draws_the_elastic_genes() -> None:
+    import torch
+
+    from trainers.elm.supernet import PathSampling
+
+    supernet = ElmSuperNet(blocks_only().shape, WIDTHS)
+    generator = torch.Generator().manual_seed(0)
+    paths = [supernet.sample_path(generator) for _ in range(60)]
+    assert all(trained(blocks_only(), blocks_only().config_of(p)) for p in paths)
+    # Drawing widths and heads: paths the elastic space holds and the blocks-only one refuses.
+    elastic = [supernet.sample_path(generator, PathSampling(ffn_step=8, head_counts=(1, 2, 4))) for _ in range(60)]
+    for path in elastic:
+        space().config_of(path)
+    assert {c.heads for p in elastic for c in p.layers} == {1, 2, 4}
+    assert any(c.ffn < supernet.block(i, c.kind).ffn.units for p in elastic for i, c in enumerate(p.layers))
+    untrained = [p for p in elastic if any((c.ffn, c.heads) != (WIDTHS[i][BLOCK_KINDS.index(c.kind)], 4)
+                                           for i, c in enumerate(p.layers))]
+    assert untrained
+    with pytest.raises(InvalidArchitectureError, match="is not what the super-network trained"):
+        blocks_only().config_of(untrained[0])
+
+
+def test_elastic_genes_need_a_super_network_that_sampled_them(tmp_path: Path) -> None:
+    from trainers.contract import TrainerError
+    from trainers.elm.hooks import METRICS
+    from trainers.elm.options import ElmSubnetOptions
+
+    meta = {k: v for k, v in TINY.items() if k not in ("elastic",)}
+    meta |= {"type_vocab_size": 2, "ffn_widths": WIDTHS}
+    (tmp_path / "blocks").mkdir()
+    (tmp_path / "blocks" / "elm.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError) as err:
+        ElmSpace(checkpoint=str(tmp_path / "blocks"), elastic=["ffn"])
+    assert "elastic ['ffn'] needs a super-network that sampled them" in str(err.value) and "\n" not in str(err.value)
+    # The same refusal when the study validates a given checkpoint against an elastic space.
+    with pytest.raises(TrainerError, match="needs a super-network that sampled them"):
+        METRICS(ElmSubnetOptions(checkpoint=str(tmp_path / "blocks")), space())
+    assert [d.name for d in ElmSpace(checkpoint=str(tmp_path / "blocks")).dims] == ["block_0", "block_1"]
+    (tmp_path / "drawn").mkdir()
+    (tmp_path / "drawn" / "elm.json").write_text(json.dumps(meta | {"elastic": ["ffn", "heads"], "head_counts": [2, 4]}))
+    drawn = ElmSpace(checkpoint=str(tmp_path / "drawn"), elastic=["ffn", "heads"])
+    assert drawn.head_counts == (2, 4) and len(drawn.dims) == 6
+    with pytest.raises(ValueError, match=r"head_counts \[1, 2, 4\] go beyond the \[2, 4\]"):
+        ElmSpace(checkpoint=str(tmp_path / "drawn"), elastic=["heads"], head_counts=[1, 2, 4])
+
+
+def test_all_heads_must_fit_every_block_unless_heads_are_searched() -> None:
+    with pytest.raises(ValueError, match=r"num_heads=4 must divide every attention width \[6, 24\]"):
+        ElmSpace(num_layers=1, hidden_size=24, num_heads=4, inner_size=6, vocab_size=50, max_positions=16)
+    with pytest.raises(ValueError, match="elastic must be a list drawn from"):
+        blocks_only(elastic=["depth"])

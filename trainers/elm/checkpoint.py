@@ -1,7 +1,8 @@
 """Saving and loading a trained ELM super-network (with its distillation adapters).
 
 A checkpoint is a folder: `elm.json` (the shape, the FFN step and every block's current width,
-the teacher and the loss it was distilled with; after the task fine-tune, the task and its labels)
+the teacher and the loss it was distilled with, what its SPOS training drew besides the blocks
+(`elastic`, `head_counts`: what a space may search on it); after the task fine-tune, the task and its labels)
 and `supernet.safetensors` (the super-network under `supernet.`, the adapters under `adapters.`, the
 shared classification head under `head.` when there is one). `search_spaces.elm.ElmSpace(checkpoint=...)` reads
 the same `elm.json`, so the space offers exactly the widths the super-network has. `cached_supernet`
@@ -18,9 +19,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from search_spaces.elm import CHECKPOINT_META, ElmShape, read_checkpoint_meta
+from search_spaces.elm import CHECKPOINT_META, ElmShape, read_checkpoint_meta, trained_elastic
 from trainers.elm.distill import Adapters
-from trainers.elm.supernet import ElmSuperNet
+from trainers.elm.supernet import ElmSuperNet, PathSampling
 from trainers.report import TrainerError
 
 WEIGHTS = "supernet.safetensors"
@@ -37,10 +38,13 @@ class Checkpoint:
     head: torch.nn.Linear | None = None
     #: {"task": source, "labels": [names]} after the task fine-tune.
     task: dict[str, Any] | None = None
+    #: what its SPOS training drew besides the blocks (the task fine-tune draws the same).
+    sampling: PathSampling = PathSampling()
 
 
 def save_checkpoint(directory: str | Path, supernet: ElmSuperNet, adapters: Adapters, *, teacher: str, loss: str,
-                    ffn_step: int, head: torch.nn.Linear | None = None, task: dict[str, Any] | None = None) -> Path:
+                    ffn_step: int, head: torch.nn.Linear | None = None, task: dict[str, Any] | None = None,
+                    sampling: PathSampling = PathSampling()) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {f"supernet.{k}": v for k, v in supernet.state_dict().items()}
@@ -52,6 +56,8 @@ def save_checkpoint(directory: str | Path, supernet: ElmSuperNet, adapters: Adap
         **asdict(supernet.shape), "ffn_step": ffn_step, "ffn_widths": [list(r) for r in supernet.widths],
         "teacher": teacher, "loss": loss,
         "teacher_hidden": teacher_width(adapters, supernet.shape.hidden_size),
+        **({"elastic": list(sampling.elastic)} if sampling.elastic else {}),
+        **({"head_counts": list(sampling.head_counts)} if sampling.head_counts else {}),
         **({"task": task} if task is not None else {}),
     }
     (directory / CHECKPOINT_META).write_text(json.dumps(meta, indent=1))
@@ -87,8 +93,10 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "cpu") -
         head = torch.nn.Linear(shape.hidden_size, state["head.weight"].shape[0])
         head.load_state_dict({"weight": state["head.weight"], "bias": state["head.bias"]})
         head = head.to(device).eval()
+    elastic, counts = trained_elastic(meta)
+    sampling = PathSampling(meta["ffn_step"] if "ffn" in elastic else None, counts if "heads" in elastic else None)
     return Checkpoint(supernet.to(device).eval(), adapters.to(device).eval(), meta["teacher"], meta["loss"],
-                      meta["ffn_step"], head, meta.get("task"))
+                      meta["ffn_step"], head, meta.get("task"), sampling)
 
 
 @lru_cache(maxsize=2)

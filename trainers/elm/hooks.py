@@ -10,6 +10,11 @@ the front; every candidate meets the cap), or the trial the user named, goes thr
 retraining, evaluation on the shipped tasks and export (`trainers/elm/final.py`), again as one task;
 the final numbers are written to `<study dir>/elm_final.csv` and `.parquet`, the model to
 `<study dir>/export/`.
+
+`calibrate` (for `lmnas calibrate`): one finished candidate retrained standalone as `finish` retrains
+the found model (head search, distillation on the corpus, fine-tuning on the search task), scored
+as its trial was (`accuracy` and `loss` on the task's validation split), so the ranking by shared
+weights can be checked against the ranking after retraining.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import pandas as pd
 from search_spaces.base import SearchSpace
 from search_spaces.elm import ElmSpace, read_checkpoint_meta
 from trainers.contract import LATENCY_METRICS, space_metrics, FinishedTrial, Prepared, StageContext, TrainerError
-from trainers.elm.final import retrain_and_evaluate
+from trainers.elm.final import retrain_and_evaluate, retrained_score
 from trainers.elm.options import ElmSubnetOptions
 from trainers.elm.stage import ensure_supernet
 from trainers.options import build_options
@@ -32,7 +37,11 @@ FINAL_TABLE = "elm_final"
 
 def METRICS(opts: ElmSubnetOptions, space: SearchSpace) -> tuple[str, ...]:  # noqa: N802  the contract's name
     """On a task-tuned super-network (one with a head) task scores, else held-out distillation scores;
-    the space's analytic sizes; the measured latency when `latency_repeats` > 0."""
+    the space's analytic sizes; the measured latency when `latency_repeats` > 0. A space that searches
+    widths or head counts the given super-network did not sample in training is refused here, so
+    before anything runs."""
+    if opts.checkpoint:
+        searched_space(elm_space(space), opts.checkpoint)
     tuned = "task" in read_checkpoint_meta(opts.checkpoint) if opts.checkpoint else opts.task is not None
     scores = ("accuracy", "loss", "agreement") if tuned else ("distill_loss", "agreement")
     latency = LATENCY_METRICS if opts.latency_repeats else ()
@@ -47,7 +56,8 @@ def elm_space(space: SearchSpace) -> ElmSpace:
 
 def searched_space(space: ElmSpace, checkpoint: str) -> ElmSpace:
     """The study's space with the widths of the trained super-network (its cap and head counts kept)."""
-    options: dict[str, Any] = {"checkpoint": checkpoint, "head_counts": list(space.head_counts)}
+    options: dict[str, Any] = {"checkpoint": checkpoint, "head_counts": list(space.head_counts),
+                               "elastic": list(space.elastic)}
     if space.max_params is not None:
         options |= {"max_params": space.max_params, "cap_metric": space.cap_metric}
     try:
@@ -92,3 +102,15 @@ def finish(ctx: StageContext) -> Path | None:
     path = save_table(frame, ctx.directory / f"{FINAL_TABLE}.csv")
     ctx.log(f"elm: final numbers in {path}")
     return path
+
+
+def calibrate(ctx: StageContext, trial: FinishedTrial) -> dict[str, float]:
+    """The trial's candidate retrained standalone as the found model is (`lmnas calibrate`): the values
+    its shared-weight `accuracy` and `loss` predict."""
+    space = elm_space(ctx.space)
+    if space.checkpoint is None:
+        raise TrainerError("calibrate needs the space of a trained super-network (the one `prepare` settles)")
+    opts = build_options(ElmSubnetOptions, {**ctx.options, "checkpoint": space.checkpoint})
+    arch = space.architecture(space.normalise(trial.config))
+    ctx.log(f"elm: {trial.trial_id}: retraining standalone")
+    return retrained_score(opts, space.checkpoint, arch, ctx.seed, ctx.log)

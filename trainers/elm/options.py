@@ -97,7 +97,9 @@ class ElmSubnetOptions(DistillCorpusOptions, LatencyMeasureOptions):
                 raise ValueError(f"task {task!r} has two classes: {why}")
 
     def pretrain_options(self, space: ElmSpace) -> dict[str, Any]:
-        """`trainers/elm/pretrain.py` options for a super-network of `space`'s shape."""
+        """`trainers/elm/pretrain.py` options for a super-network of `space`'s shape that draws, in SPOS
+        training and the task fine-tune, the widths and head counts the space searches (its option
+        `elastic`); a space of blocks only (the paper's) adds no key, so its cache key is unchanged."""
         s = space.shape
         options = dict(teacher=self.teacher, corpus=self.corpus, seq_len=self.seq_len, corpus_blocks=self.corpus_blocks,
                        eval_blocks=self.eval_blocks, num_layers=s.num_layers, hidden_size=s.hidden_size,
@@ -107,6 +109,10 @@ class ElmSubnetOptions(DistillCorpusOptions, LatencyMeasureOptions):
                        growth_top_k=self.growth_top_k,
                        growth_max_units=self.growth_max_units, growth_budget=self.growth_budget,
                        growth_variance=self.growth_variance, device=self.device)
+        if space.elastic:
+            options["elastic"] = list(space.elastic)
+        if "heads" in space.elastic:
+            options["head_counts"] = list(space.head_counts)
         PretrainOptions(**options)  # type: ignore[arg-type]  # validates
         return options
 

@@ -27,7 +27,7 @@ from trainers.efficiency import device_for_worker
 from trainers.elm.checkpoint import save_checkpoint
 from trainers.elm.distill import Adapters, LossKind
 from trainers.elm.pca_growth import GrowthConfig
-from trainers.elm.supernet import ElmSuperNet
+from trainers.elm.supernet import ElmSuperNet, PathSampling
 from trainers.elm.train import SupernetConfig, train_supernet
 from trainers.encode import encode
 from trainers.options import build_options
@@ -62,6 +62,11 @@ class PretrainOptions:
     growth_max_units: int | None = None
     growth_budget: float | None = None
     growth_variance: float = 0.99
+    #: what SPOS draws besides the blocks: "ffn" (widths in steps of ffn_step up to the grown one),
+    #: "heads" (counts from `head_counts`); empty (the paper): every block at its grown width, all
+    #: heads. An `elm` space searches only what its super-network drew (its option `elastic`).
+    elastic: tuple[str, ...] = ()
+    head_counts: tuple[int, ...] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
@@ -70,11 +75,20 @@ class PretrainOptions:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
         if self.ffn_init not in ("step", "input"):
             raise ValueError(f"option 'ffn_init' must be 'step' or 'input', got {self.ffn_init!r}")
+        if isinstance(self.elastic, str) or any(d not in ("ffn", "heads") for d in self.elastic):
+            raise ValueError(f"option 'elastic' must be a list drawn from ['ffn', 'heads'], got {self.elastic!r}")
+        if "heads" in self.elastic and not self.head_counts:
+            raise ValueError("option 'elastic' includes 'heads': list the counts to draw in 'head_counts'")
         self.train_config()  # validates the training options
 
     @property
     def step(self) -> int:
         return self.ffn_step if self.ffn_step is not None else max(1, self.hidden_size // 4)
+
+    @property
+    def sampling(self) -> PathSampling:
+        return PathSampling(self.step if "ffn" in self.elastic else None,
+                            tuple(self.head_counts) if "heads" in self.elastic and self.head_counts else None)
 
     def train_config(self) -> SupernetConfig:
         growth = GrowthConfig(top_k=self.growth_top_k, step=self.step, max_units=self.growth_max_units,
@@ -82,7 +96,7 @@ class PretrainOptions:
         return SupernetConfig(epochs=self.epochs, steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size,
                               lr=self.lr, weight_decay=self.weight_decay, loss=self.loss,
                               grow=self.grow and self.ffn_init == "step",
-                              growth=growth)
+                              growth=growth, sampling=self.sampling)
 
 
 def pretrain(options: Mapping[str, Any], out_dir: str | Path, report: Report = lambda m: None,
@@ -109,7 +123,8 @@ def pretrain(options: Mapping[str, Any], out_dir: str | Path, report: Report = l
                                  teacher.embedding_tables())
     adapters = Adapters(shape.num_layers, shape.hidden_size, teacher.hidden_size)
     train_supernet(supernet, adapters, teacher, train_blocks, valid_blocks, opts.train_config(), report, seed)
-    return save_checkpoint(out_dir, supernet, adapters, teacher=opts.teacher, loss=opts.loss, ffn_step=opts.step)
+    return save_checkpoint(out_dir, supernet, adapters, teacher=opts.teacher, loss=opts.loss, ffn_step=opts.step,
+                           sampling=opts.sampling)
 
 
 def corpus_blocks(teacher: Teacher, corpus: str, seq_len: int, train_blocks: int, eval_blocks: int,

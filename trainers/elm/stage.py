@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -94,12 +95,13 @@ def finetune_supernet(opts: ElmSubnetOptions, directory: Path, seed: int, log: L
     classifier = ElmClassifier(ckpt.supernet, data.num_labels)
     config = opts.finetune_config()
     log(f"elm: fine-tuning every path on {opts.task} ({config.steps} steps)")
-    tune_on_task(classifier, ckpt.adapters, task_teacher, data.train, config, ckpt.supernet.sample_path, seed, log)
+    tune_on_task(classifier, ckpt.adapters, task_teacher, data.train, config,
+                 partial(ckpt.supernet.sample_path, sampling=ckpt.sampling), seed, log)
     classifier.eval()
     full, _ = accuracy(lambda i, m: classifier.run(i, m, ckpt.supernet.full_path("bert"))[0], data.validation,
                        device, opts.batch_size)
     log(f"elm: fine-tuned; the all-BERT path's validation accuracy {full:.4f}")
     save_checkpoint(directory, ckpt.supernet.cpu(), ckpt.adapters.cpu(), teacher=ckpt.teacher, loss=ckpt.loss,
-                    ffn_step=ckpt.ffn_step, head=classifier.head.cpu(),
+                    ffn_step=ckpt.ffn_step, head=classifier.head.cpu(), sampling=ckpt.sampling,
                     task={"task": opts.task, "labels": list(data.label_names), "max_length": opts.max_length,
                           "teacher_accuracy": probe})

@@ -1,8 +1,9 @@
 """The ELM super-network: single-path one-shot (SPOS, Guo et al. 2020) over six blocks per layer.
 
 ELM §III-A: every layer holds all six candidate blocks (`trainers/elm/blocks.py`); a training step
-samples one block per layer uniformly and trains only that path; afterwards any path is evaluated
-on the shared weights. The super-network contract: `set_sub_network(arch)`,
+samples one block per layer uniformly and trains only that path, at the block's grown FFN width with
+all heads (what the `elm` space searches by default); `PathSampling` also draws widths and head
+counts, for a space with elastic ones. Afterwards any path is evaluated on the shared weights. The super-network contract: `set_sub_network(arch)`,
 `reset_super_network()`, `extract_sub_network(arch)` -> a standalone `ElmModel` with copies of the
 path's weights (the FFN sliced to the chosen width). Embeddings are shared by every path.
 """
@@ -18,6 +19,23 @@ from search_spaces.base import InvalidArchitectureError
 from search_spaces.elm import BLOCK_KINDS, ElmArch, ElmShape, LayerChoice
 from trainers.autodistill.student import padding_bias
 from trainers.elm.blocks import Block, BlockOutput, Embeddings
+
+
+@dataclass(frozen=True)
+class PathSampling:
+    """What a SPOS step draws per layer besides the block (the `elm` space's option `elastic`).
+
+    The paper draws blocks only: each at its grown width with all heads (the defaults)."""
+
+    #: draw the FFN width uniformly from the multiples of `ffn_step` up to the block's grown width.
+    ffn_step: int | None = None
+    #: draw the head count uniformly from these (those dividing the block's attention width).
+    head_counts: tuple[int, ...] | None = None
+
+    @property
+    def elastic(self) -> tuple[str, ...]:
+        """The `elm` space's names of what is drawn."""
+        return (("ffn",) if self.ffn_step else ()) + (("heads",) if self.head_counts else ())
 
 
 @dataclass(frozen=True)
@@ -97,11 +115,22 @@ class ElmSuperNet(nn.Module):
                                          for i in range(self.shape.num_layers)))
 
     # ---- SPOS sampling ------------------------------------------------------------------------
-    def sample_path(self, generator: torch.Generator) -> ElmArch:
-        """One block per layer, uniformly (§III-A), at the block's full width and all heads."""
+    def sample_path(self, generator: torch.Generator, sampling: PathSampling = PathSampling()) -> ElmArch:
+        """One block per layer, uniformly (§III-A), at the block's full width and all heads unless
+        `sampling` draws them too."""
         kinds = torch.randint(len(BLOCK_KINDS), (self.shape.num_layers,), generator=generator).tolist()
-        return ElmArch(self.shape, tuple(LayerChoice(BLOCK_KINDS[k], self.block(i, BLOCK_KINDS[k]).ffn.units,
-                                                     self.shape.num_heads) for i, k in enumerate(kinds)))
+        layers = []
+        for i, k in enumerate(kinds):
+            kind = BLOCK_KINDS[k]
+            units, heads = self.block(i, kind).ffn.units, self.shape.num_heads
+            if sampling.ffn_step:
+                units = sampling.ffn_step * int(torch.randint(1, units // sampling.ffn_step + 1, (1,),
+                                                              generator=generator))
+            if sampling.head_counts:
+                fits = [h for h in sampling.head_counts if self.shape.attention_width(kind) % h == 0]
+                heads = fits[int(torch.randint(len(fits), (1,), generator=generator))]
+            layers.append(LayerChoice(kind, units, heads))
+        return ElmArch(self.shape, tuple(layers))
 
     # ---- the super-network contract -------------------------------------------------------------
     @property

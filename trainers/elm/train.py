@@ -1,6 +1,7 @@
 """SPOS super-network training by distillation with PCA-guided growth (ELM Algorithm 2, lines 1-5).
 
-Each step samples one block per layer uniformly (`ElmSuperNet.sample_path`), runs the teacher and
+Each step samples one block per layer uniformly (`ElmSuperNet.sample_path`; with `sampling`, also a
+width and head count, for a space that searches them), runs the teacher and
 that path on a batch of pre-training text, and trains the path and its adapters on the attention
 and block-output losses of the chosen kind (`trainers/elm/distill.py`). After each epoch but the
 last, `grow_after_epoch` widens the FFNs of the top-K blocks by PCA score (no training would
@@ -19,7 +20,7 @@ from trainers.distill.masking import sample_batch
 from trainers.distill.teacher import Teacher
 from trainers.elm.distill import Adapters, LossKind, check_loss_kind, path_losses
 from trainers.elm.pca_growth import GrowthConfig, grow_after_epoch
-from trainers.elm.supernet import ElmSuperNet
+from trainers.elm.supernet import ElmSuperNet, PathSampling
 from trainers.report import Report
 
 
@@ -37,6 +38,8 @@ class SupernetConfig:
     growth: GrowthConfig = field(default_factory=GrowthConfig)
     #: held-out rows the PCA scores are measured on.
     pca_rows: int = 8
+    #: what each step draws besides the blocks (default: nothing, the paper's SPOS).
+    sampling: PathSampling = field(default_factory=PathSampling)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "steps_per_epoch", "batch_size", "pca_rows"):
@@ -65,7 +68,7 @@ def train_supernet(supernet: ElmSuperNet, adapters: Adapters, teacher: Teacher, 
         optimizer = make_optimizer(modules, config)
         sums = {"loss": 0.0, "attention_loss": 0.0, "hidden_loss": 0.0}
         for _ in range(config.steps_per_epoch):
-            path = supernet.sample_path(generator)
+            path = supernet.sample_path(generator, config.sampling)
             ids = sample_batch(train_blocks, config.batch_size, generator).to(device)
             mask = torch.ones_like(ids)
             losses = path_losses(config.loss, supernet(ids, mask, arch=path), teacher(ids, mask), adapters, mask)

@@ -26,7 +26,7 @@ from trainers.distill.teacher import Teacher
 from trainers.efficiency import measure_latency, token_inputs
 from trainers.elm.checkpoint import Checkpoint, cached_supernet
 from trainers.elm.distill import path_losses
-from trainers.elm.hooks import METRICS, finish, prepare  # noqa: F401  the stages around the trials, and what train reports
+from trainers.elm.hooks import METRICS, calibrate, finish, prepare  # noqa: F401  the stages around the trials, and what train reports
 from trainers.elm.options import ElmSubnetOptions
 from trainers.elm.pretrain import corpus_blocks
 from trainers.elm.stage import pick_device
