@@ -33,6 +33,8 @@ class PruningSpace(SearchSpace):
         max_position: int = 512,
         type_vocab: int = 2,
         num_labels: int = 2,
+        embedding_size: int = 0,
+        relative_buckets: int = 0,
     ) -> None:
         self.shape = EncoderShape(
             num_layers=num_layers,
@@ -43,6 +45,8 @@ class PruningSpace(SearchSpace):
             max_position=max_position,
             type_vocab=type_vocab,
             num_labels=num_labels,
+            embedding_size=embedding_size,
+            relative_buckets=relative_buckets,
         )
         self._dims = self._make_dims()
 
@@ -56,7 +60,9 @@ class PruningSpace(SearchSpace):
         return self._dims
 
     def options(self) -> dict[str, Any]:
-        return asdict(self.shape)
+        # The family sizes only when set, so a BERT space's options (and the super-network
+        # checkpoint keys hashed from them) are what they were before them.
+        return {k: v for k, v in asdict(self.shape).items() if v or k not in ("embedding_size", "relative_buckets")}
 
     @abstractmethod
     def _make_dims(self) -> tuple[Dim, ...]: ...
@@ -99,12 +105,15 @@ class SmallSpace(PruningSpace):
         type_vocab: int = 2,
         num_labels: int = 2,
         unit_step: int = 1,
+        embedding_size: int = 0,
+        relative_buckets: int = 0,
     ) -> None:
         if not isinstance(unit_step, int) or isinstance(unit_step, bool) or unit_step < 1 or intermediate_size % unit_step:
             raise ValueError(f"small: option 'unit_step' must be a positive divisor of intermediate_size "
                              f"({intermediate_size}), got {unit_step!r}")
         self.unit_step = unit_step
-        super().__init__(num_layers, num_heads, intermediate_size, hidden_size, vocab_size, max_position, type_vocab, num_labels)
+        super().__init__(num_layers, num_heads, intermediate_size, hidden_size, vocab_size, max_position, type_vocab, num_labels,
+                         embedding_size, relative_buckets)
 
     def options(self) -> dict[str, Any]:
         # Only a non-default step is spelled, so the options (and the super-network checkpoint

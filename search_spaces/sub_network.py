@@ -28,7 +28,11 @@ def _positive(name: str, value: Any, minimum: int = 1) -> None:
 
 @dataclass(frozen=True)
 class EncoderShape:
-    """The sizes of a BERT-like encoder with a sequence-classification head."""
+    """The sizes of a BERT-like encoder with a sequence-classification head.
+
+    `type_vocab` 0: no token-type table (DistilBERT, MPNet); `embedding_size` > 0: embedding tables
+    of that width projected to hidden_size (ELECTRA); `relative_buckets` > 0: a relative position
+    bias table of that many buckets per head, shared by the layers (MPNet)."""
 
     num_layers: int = 6
     num_heads: int = 12
@@ -38,10 +42,14 @@ class EncoderShape:
     max_position: int = 512
     type_vocab: int = 2
     num_labels: int = 2
+    embedding_size: int = 0
+    relative_buckets: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "num_heads", "intermediate_size", "hidden_size", "vocab_size", "max_position", "type_vocab", "num_labels"):
+        for name in ("num_layers", "num_heads", "intermediate_size", "hidden_size", "vocab_size", "max_position", "num_labels"):
             _positive(name, getattr(self, name))
+        for name in ("type_vocab", "embedding_size", "relative_buckets"):
+            _positive(name, getattr(self, name), minimum=0)
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
 
@@ -133,8 +141,11 @@ def count_params(shape: EncoderShape, sub: SubNetwork) -> dict[str, int]:
     """
     sub.fits(shape)
     d, hid = shape.head_size, shape.hidden_size
-    embedding = (shape.vocab_size + shape.max_position + shape.type_vocab) * hid
-    layers = 2 * hid  # the embedding LayerNorm
+    width = shape.embedding_size or hid
+    embedding = (shape.vocab_size + shape.max_position + shape.type_vocab) * width + shape.relative_buckets * shape.num_heads
+    layers = 2 * width  # the embedding LayerNorm
+    if width != hid:
+        layers += width * hid + hid  # the embedding projection
     for h, u in zip(sub.num_heads, sub.num_units):
         if h:
             # Q, K, V: (h*d, hid) + bias; output: (hid, h*d) + bias; LayerNorm.

@@ -1,8 +1,8 @@
-"""Hugging Face BERT checkpoints <-> the super-network's parameter names.
+"""Hugging Face encoder checkpoints <-> the super-network's parameter names and config.
 
-One table maps names both ways: loading a checkpoint directory (config.json + safetensors,
-sharded or not, with or without the `bert.` prefix of task models) and writing a standard
-`BertForSequenceClassification` state dict on export.
+The family of the checkpoint's `model_type` (`trainers/supernet/families/`) names its tensors;
+this module loads a checkpoint directory (config.json + safetensors, sharded or not, with or
+without the base-model prefix of task models) and names our tensors for a standard export.
 """
 from __future__ import annotations
 
@@ -14,41 +14,26 @@ from typing import Any
 import torch
 
 from search_spaces.sub_network import IllegalSubNetworkError
+from trainers.supernet.families import Family, UnsupportedFamilyError, family_for
+from trainers.supernet.families.base import Names
 from trainers.supernet.standalone import CompactBertConfig
 
-#: (ours, Hugging Face BertForSequenceClassification); `{i}` is a layer index.
-NAMES: tuple[tuple[str, str], ...] = (
-    ("embeddings.word.", "bert.embeddings.word_embeddings."),
-    ("embeddings.position.", "bert.embeddings.position_embeddings."),
-    ("embeddings.token_type.", "bert.embeddings.token_type_embeddings."),
-    ("embeddings.norm.", "bert.embeddings.LayerNorm."),
-    ("layers.{i}.attention.query.", "bert.encoder.layer.{i}.attention.self.query."),
-    ("layers.{i}.attention.key.", "bert.encoder.layer.{i}.attention.self.key."),
-    ("layers.{i}.attention.value.", "bert.encoder.layer.{i}.attention.self.value."),
-    ("layers.{i}.attention.output.", "bert.encoder.layer.{i}.attention.output.dense."),
-    ("layers.{i}.attention.norm.", "bert.encoder.layer.{i}.attention.output.LayerNorm."),
-    ("layers.{i}.ffn.up.", "bert.encoder.layer.{i}.intermediate.dense."),
-    ("layers.{i}.ffn.down.", "bert.encoder.layer.{i}.output.dense."),
-    ("layers.{i}.ffn.norm.", "bert.encoder.layer.{i}.output.LayerNorm."),
-    ("head.pooler.", "bert.pooler.dense."),
-    ("head.classifier.", "classifier."),
-)
-#: checkpoint entries that carry no parameters of ours (buffers, pre-training heads).
+#: checkpoint entries that carry no parameters of any family (buffers, pre-training heads).
 IGNORED = re.compile(r"(position_ids|token_type_ids)$|^cls\.|^lm_head\.")
 #: TF-era LayerNorm names.
 LEGACY = {".gamma": ".weight", ".beta": ".bias"}
 
 
 class CheckpointError(IllegalSubNetworkError):
-    """A checkpoint directory that is missing, not a BERT, or does not match its config."""
+    """A checkpoint directory that is missing, of an unsupported family, or does not match its config."""
 
 
 def _pattern(template: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(template).replace(re.escape("{i}"), r"(\d+)"))
 
 
-_TO_OURS = [(_pattern(hf), ours) for ours, hf in NAMES]
-_TO_HF = [(_pattern(ours), hf) for ours, hf in NAMES]
+def _table(names: Names, to_ours: bool) -> list[tuple[re.Pattern[str], str]]:
+    return [(_pattern(hf), ours) if to_ours else (_pattern(ours), hf) for ours, hf in names]
 
 
 def _rename(name: str, table: list[tuple[re.Pattern[str], str]]) -> str | None:
@@ -60,43 +45,45 @@ def _rename(name: str, table: list[tuple[re.Pattern[str], str]]) -> str | None:
     return None
 
 
-def to_hf_name(name: str) -> str:
-    """Our parameter name as a BertForSequenceClassification one."""
-    out = _rename(name, _TO_HF)
-    assert out is not None, f"no Hugging Face name for {name}"
+def to_hf_name(name: str, family: str = "bert") -> str:
+    """Our parameter name as one of `family`'s sequence-classification model."""
+    out = _rename(name, _table(family_for(family).names, to_ours=False))
+    assert out is not None, f"no Hugging Face {family} name for {name}"
     return out
 
 
-def read_config(directory: str | Path, num_labels: int | None = None) -> CompactBertConfig:
-    """The full-size CompactBertConfig of a Hugging Face BERT checkpoint directory."""
+def read_hf_config(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / "config.json"
     if not path.is_file():
-        raise CheckpointError(f"{directory}: no config.json; point to a Hugging Face BERT checkpoint directory")
-    hf: dict[str, Any] = json.loads(path.read_text())
-    if hf.get("model_type") != "bert":
-        raise CheckpointError(f"{directory}: model_type is {hf.get('model_type')!r}; the super-network supports 'bert'")
-    if hf["hidden_size"] % hf["num_attention_heads"]:
-        raise CheckpointError(f"{directory}: hidden_size {hf['hidden_size']} is not a multiple of num_attention_heads {hf['num_attention_heads']}")
+        raise CheckpointError(f"{directory}: no config.json; point to a Hugging Face checkpoint directory")
+    return json.loads(path.read_text())
+
+
+def read_family(directory: str | Path) -> Family:
+    """The family of a checkpoint directory; one line listing the supported model_types otherwise."""
+    try:
+        return family_for(read_hf_config(directory).get("model_type"))
+    except UnsupportedFamilyError as e:
+        raise CheckpointError(f"{directory}: {e}") from None
+
+
+def read_config(directory: str | Path, num_labels: int | None = None) -> CompactBertConfig:
+    """The full-size CompactBertConfig of a Hugging Face checkpoint directory."""
+    hf = read_hf_config(directory)
+    fields = read_family(directory).read(hf)
+    heads, layers, units = fields.pop("num_heads"), fields.pop("num_layers"), fields.pop("units")
+    if fields["hidden_size"] % heads:
+        raise CheckpointError(f"{directory}: hidden_size {fields['hidden_size']} is not a multiple of {heads} attention heads")
     names = {str(k): str(v) for k, v in (hf.get("id2label") or {}).items()}
     labels = num_labels if num_labels is not None else len(names) or 2
-    layers = hf["num_hidden_layers"]
-    dropout = hf.get("hidden_dropout_prob", 0.1)
     return CompactBertConfig(
-        vocab_size=hf["vocab_size"],
-        hidden_size=hf["hidden_size"],
-        max_position=hf["max_position_embeddings"],
-        type_vocab=hf.get("type_vocab_size", 2),
+        **fields,
         num_labels=labels,
-        head_size=hf["hidden_size"] // hf["num_attention_heads"],
-        heads=(hf["num_attention_heads"],) * layers,
-        units=(hf["intermediate_size"],) * layers,
-        layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
-        hidden_act=hf.get("hidden_act", "gelu"),
-        hidden_dropout=dropout,
-        attention_dropout=hf.get("attention_probs_dropout_prob", 0.1),
-        classifier_dropout=hf.get("classifier_dropout") if hf.get("classifier_dropout") is not None else dropout,
-        pad_token_id=hf.get("pad_token_id") or 0,
+        head_size=fields["hidden_size"] // heads,
+        heads=(heads,) * layers,
+        units=(units,) * layers,
         id2label=names if len(names) == labels else {},
+        family=hf["model_type"],
     )
 
 
@@ -105,6 +92,10 @@ def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     root = Path(directory)
+    family = read_family(root)
+    table = _table(family.names, to_ours=True)
+    ignored = re.compile(family.ignored)
+    task_names = tuple({hf.split(".")[0] + "." for _, hf in family.names})
     index = root / "model.safetensors.index.json"
     if index.is_file():
         files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
@@ -117,11 +108,14 @@ def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
         for name, tensor in load_file(str(root / file)).items():
             for old, new in LEGACY.items():
                 name = name[: -len(old)] + new if name.endswith(old) else name
-            if IGNORED.search(name):
+            if IGNORED.search(name) or ignored.search(name):
                 continue
-            # A bare BertModel (e.g. a sentence encoder) has no `bert.` prefix.
-            ours = _rename(name if name.startswith(("bert.", "classifier.")) else f"bert.{name}", _TO_OURS)
+            # A bare encoder (e.g. a sentence encoder) has no base-model prefix.
+            name = name if name.startswith(task_names) else f"{family.prefix}{name}"
+            if ignored.search(name):
+                continue
+            ours = _rename(name, table)
             if ours is None:
-                raise CheckpointError(f"{directory}: unexpected tensor {name!r} in {file}; is this a BERT checkpoint?")
+                raise CheckpointError(f"{directory}: unexpected tensor {name!r} in {file}; is this a {family.model_types[0]} checkpoint?")
             state[ours] = tensor
     return state

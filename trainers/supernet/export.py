@@ -1,7 +1,8 @@
 """Deployable exports of extracted sub-networks (`SuperNetwork.extract_sub_network`).
 
-- `export_standard`: a plain `BertForSequenceClassification` directory (safetensors, config,
-  tokenizer) for `AutoModelForSequenceClassification.from_pretrained`. Standard BERT has one head
+- `export_standard`: a plain sequence-classification directory of the checkpoint's own family
+  (`BertForSequenceClassification`, `RobertaForSequenceClassification`, ...: safetensors, config,
+  tokenizer) for `AutoModelForSequenceClassification.from_pretrained`. Standard models have one head
   count and one FFN width for all layers and a head size tied to hidden_size / heads, so layers
   with fewer heads or units are zero-padded to the largest (exact: a zero head attends to nothing
   and a zero unit outputs gelu(0) = 0). SMALL-space members with every head need no padding.
@@ -19,6 +20,7 @@ import torch
 from search_spaces.sub_network import IllegalSubNetworkError
 from trainers.supernet import standalone
 from trainers.supernet.checkpoint import to_hf_name
+from trainers.supernet.families import family_for
 from trainers.supernet.standalone import CompactBert
 
 MODELING_FILE = "modeling_compact_bert.py"
@@ -34,7 +36,7 @@ def _pad(t: torch.Tensor, size: int, dim: int) -> torch.Tensor:
 
 
 def standard_state(model: CompactBert, heads: int, units: int) -> dict[str, torch.Tensor]:
-    """The model's weights as a BertForSequenceClassification with `heads` heads and `units` FFN units per layer."""
+    """The model's weights as its family's sequence classifier with `heads` heads and `units` FFN units per layer."""
     width = heads * model.config.head_size
     rows = {"attention.query.", "attention.key.", "attention.value.", "ffn.up."}
     out = {}
@@ -45,17 +47,19 @@ def standard_state(model: CompactBert, heads: int, units: int) -> dict[str, torc
             t = _pad(t, full, 0)  # weight (out, hidden) rows and bias (out,)
         elif block in ("attention.output.weight", "ffn.down.weight"):
             t = _pad(t, full, 1)  # weight (hidden, in): columns
-        out[to_hf_name(name)] = t.detach().contiguous()
+        out[to_hf_name(name, model.config.family)] = t.detach().contiguous()
     return out
 
 
 def export_standard(model: CompactBert, directory: str | Path, tokenizer: Any = None) -> Path:
-    """Save `model` as a standard BertForSequenceClassification directory (safetensors).
+    """Save `model` as a standard sequence classifier of its family (safetensors).
 
     Every kept layer must have at least one head and one unit: standard BERT cannot skip the
-    attention or FFN block of a layer (use `export_compact` for those).
+    attention or FFN block of a layer (use `export_compact` for those). With a relative position
+    bias (MPNet) every layer must keep its first heads, whose columns of the shared table a
+    standard model reads.
     """
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     c = model.config
     if c.pooling != "cls":
@@ -67,24 +71,16 @@ def export_standard(model: CompactBert, directory: str | Path, tokenizer: Any = 
     num_heads, units = c.hidden_size // c.head_size, max(c.units, default=1)
     if max(c.heads, default=0) > num_heads or c.hidden_size % c.head_size:
         raise IllegalSubNetworkError(f"heads {c.heads} of size {c.head_size} do not fit a BERT of hidden size {c.hidden_size}")
-    config = BertConfig(
-        vocab_size=c.vocab_size,
-        hidden_size=c.hidden_size,
-        num_hidden_layers=len(c.heads),
-        num_attention_heads=num_heads,
-        intermediate_size=units,
-        hidden_act=c.hidden_act,
-        hidden_dropout_prob=c.hidden_dropout,
-        attention_probs_dropout_prob=c.attention_dropout,
-        classifier_dropout=c.classifier_dropout,
-        max_position_embeddings=c.max_position,
-        type_vocab_size=c.type_vocab,
-        layer_norm_eps=c.layer_norm_eps,
-        pad_token_id=c.pad_token_id,
+    if any(c.bias_heads(i) != tuple(range(h)) for i, h in enumerate(c.heads)):
+        raise IllegalSubNetworkError(f"heads {c.relative_heads} are not each layer's first; a standard {c.family} reads the first "
+                                     "columns of its relative position bias (use export_compact)")
+    config = AutoConfig.for_model(
+        c.family,
+        **family_for(c.family).write(c, num_heads, units),
         num_labels=c.num_labels,
         **({"id2label": {int(k): v for k, v in c.id2label.items()}} if c.id2label else {}),
     )
-    hf = BertForSequenceClassification(config)
+    hf = AutoModelForSequenceClassification.from_config(config)
     hf.load_state_dict(standard_state(model, num_heads, units), strict=True)
     out = Path(directory)
     hf.save_pretrained(out)

@@ -6,11 +6,12 @@ and is skipped when the checkpoint of this config is already cached (a rerun or 
 
 Export (`export`): the searched sub-networks are the final models (§3.2.2), so a trial's model is
 its sub-network cut out of the trained super-network, saved with `trainers/supernet/export.py`: a
-standard `BertForSequenceClassification` folder when every kept layer has heads and FFN units
+standard folder of the model's family (e.g. `BertForSequenceClassification`) when every kept layer has heads and FFN units
 (SMALL), else the compact format with ONNX.
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def export_sub_network(ctx: StageContext, trial: FinishedTrial, out: Path, confi
     hf_logging.disable_progress_bar()  # one export: a shard-writing bar is noise in the run's log
     try:
         export_standard(model, out, tokenizer)
-        form = "BertForSequenceClassification"
+        form = json.loads((out / "config.json").read_text())["architectures"][0]  # the family's own class
     except IllegalSubNetworkError:
         shutil.rmtree(out, ignore_errors=True)
         export_compact(model, out, tokenizer)

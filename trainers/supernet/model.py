@@ -1,4 +1,4 @@
-"""A pre-trained BERT classifier as a weight-sharing super-network.
+"""A pre-trained encoder classifier (BERT, RoBERTa, ...: `families/`) as a weight-sharing super-network.
 
 Klein et al., "Structural Pruning of Pre-Trained Language Models via NAS", §3.2: the fine-tuned
 network holds every sub-network of a pruning space; a sub-network is evaluated on the shared
@@ -15,7 +15,7 @@ import torch
 from search_spaces.sub_network import EncoderShape, IllegalSubNetworkError, SubNetwork
 from trainers.supernet.checkpoint import CheckpointError, read_config, read_weights
 from trainers.supernet.slicing import SlicedLayer
-from trainers.supernet.standalone import CompactBert, CompactBertConfig
+from trainers.supernet.standalone import CompactBert, CompactBertConfig, head_index
 
 
 class SuperNetwork(CompactBert):
@@ -36,16 +36,19 @@ class SuperNetwork(CompactBert):
             max_position=config.max_position,
             type_vocab=config.type_vocab,
             num_labels=config.num_labels,
+            embedding_size=config.embedding_size,
+            relative_buckets=config.relative_buckets,
         )
         self._active = SubNetwork.full(self.shape)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, num_labels: int | None = None, seed: int = 0,
                         pooling: str = "cls") -> SuperNetwork:
-        """The super-network of a Hugging Face BERT checkpoint directory (safetensors).
+        """The super-network of a Hugging Face checkpoint directory (safetensors) of a supported family.
 
         A checkpoint without a classifier (a bare encoder) gets a new one, initialised as BERT
-        does (normal(0, 0.02), zero bias) from `seed`; so does one whose label count differs.
+        does (normal(0, 0.02), zero bias) from `seed`; so does one whose label count differs, and
+        so does a head's dense layer a bare encoder lacks (RoBERTa's classifier.dense).
         `pooling` is what the pooler reads (`CompactBertConfig.pooling`).
         """
         config = replace(read_config(directory, num_labels), pooling=pooling)
@@ -53,11 +56,11 @@ class SuperNetwork(CompactBert):
             model = cls(config)
         state = read_weights(directory)
         own = model.state_dict()
-        fresh = {k for k in own if k.startswith("head.classifier.") and (k not in state or state[k].shape != own[k].shape)}
-        if fresh:
-            gen = torch.Generator().manual_seed(seed)
-            state["head.classifier.weight"] = torch.randn(own["head.classifier.weight"].shape, generator=gen) * 0.02
-            state["head.classifier.bias"] = torch.zeros(own["head.classifier.bias"].shape)
+        gen = torch.Generator().manual_seed(seed)
+        for part in ("head.pooler.", "head.classifier."):
+            if any(k not in state or state[k].shape != own[k].shape for k in own if k.startswith(part)):
+                state[f"{part}weight"] = torch.randn(own[f"{part}weight"].shape, generator=gen) * 0.02
+                state[f"{part}bias"] = torch.zeros(own[f"{part}bias"].shape)
         missing = sorted(set(own) - set(state))
         if missing:
             raise CheckpointError(f"{directory}: checkpoint lacks {len(missing)} tensors the config needs, e.g. {missing[0]!r}")
@@ -83,6 +86,10 @@ class SuperNetwork(CompactBert):
             layer.select(heads, units)
         self._active = sub
 
+    def bias_heads(self, layer: int) -> slice | list[int]:
+        """The active heads of layer `layer` as columns of the relative position bias."""
+        return head_index(self._active.heads[layer])
+
     def reset_super_network(self) -> None:
         """Compute with every head, unit and layer again."""
         self.set_sub_network(SubNetwork.full(self.shape))
@@ -98,9 +105,9 @@ class SuperNetwork(CompactBert):
             raise IllegalSubNetworkError(f"extract_sub_network needs a SubNetwork, got {type(sub).__name__}")
         sub.fits(self.shape)
         kept = [i for i, on in enumerate(sub.layer_mask) if on]
-        config = replace(self.config, heads=tuple(sub.num_heads[i] for i in kept), units=tuple(sub.num_units[i] for i in kept))
-        state = {f"embeddings.{k}": v.detach().clone() for k, v in self.embeddings.state_dict().items()}
-        state |= {f"head.{k}": v.detach().clone() for k, v in self.head.state_dict().items()}
+        config = replace(self.config, heads=tuple(sub.num_heads[i] for i in kept), units=tuple(sub.num_units[i] for i in kept),
+                         relative_heads=tuple(sub.heads[i] for i in kept) if self.config.relative_buckets else ())
+        state = {f"{k}": v.detach().clone() for k, v in self.state_dict().items() if not k.startswith("layers.")}
         for j, i in enumerate(kept):
             layer = self.layers[i]
             if sub.heads[i]:

@@ -1,0 +1,165 @@
+"""Every encoder family against Hugging Face: a tiny random checkpoint of each, built offline from
+its `transformers` config, is a super-network whose full logits are the HF model's, whose extracted
+sub-networks compute what the sliced super-network does, and whose exports load back with the
+same logits (SMALL members as the family's own HF class, per-layer shapes in the compact format)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from transformers import AutoModelForSequenceClassification
+
+from search_spaces.pruning import LargeSpace, MediumSpace, SmallSpace
+from search_spaces.sub_network import SubNetwork, count_params as analytic_params
+from trainers.efficiency import count_params
+from trainers.supernet import SuperNetwork
+from trainers.supernet.checkpoint import CheckpointError
+from trainers.supernet.export import MODELING_FILE, ONNX_FILE, export_compact, export_standard
+from trainers.supernet.families import families
+
+VOCAB, LABELS = 120, 3
+BERT_SIZES = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                  max_position_embeddings=40, num_labels=LABELS)
+#: model_type -> (config class, its keyword arguments, HF task class, whether it reads token types).
+FAMILIES: dict[str, tuple[str, dict[str, Any], str, bool]] = {
+    "bert": ("BertConfig", BERT_SIZES, "BertForSequenceClassification", True),
+    "roberta": ("RobertaConfig", BERT_SIZES | dict(type_vocab_size=1, pad_token_id=1),
+                "RobertaForSequenceClassification", False),
+    "xlm-roberta": ("XLMRobertaConfig", BERT_SIZES | dict(type_vocab_size=1, pad_token_id=1),
+                    "XLMRobertaForSequenceClassification", False),
+    "distilbert": ("DistilBertConfig", dict(vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                                            max_position_embeddings=40, num_labels=LABELS, activation="gelu"),
+                   "DistilBertForSequenceClassification", False),
+    "electra": ("ElectraConfig", BERT_SIZES | dict(embedding_size=16), "ElectraForSequenceClassification", True),
+    "mpnet": ("MPNetConfig", BERT_SIZES | dict(pad_token_id=1), "MPNetForSequenceClassification", False),
+}
+
+
+def save_tiny(model_type: str, directory: Path) -> torch.nn.Module:
+    """A random HF sequence classifier of the family, saved with save_pretrained (safetensors)."""
+    config_class, sizes, model_class, _ = FAMILIES[model_type]
+    torch.manual_seed(0)
+    model = getattr(transformers, model_class)(getattr(transformers, config_class)(**sizes)).eval()
+    # Random (not default-initialised) LayerNorms, biases and relative bias, so a wrong slice cannot hide.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name or "layer_norm" in name or name.endswith("bias") or "relative" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    model.save_pretrained(directory)
+    return model
+
+
+def batch_for(model_type: str, seed: int = 1, rows: int = 3, seq: int = 12) -> dict[str, torch.Tensor]:
+    """Token ids with padding (the pad id, as a tokenizer writes it) on the last row's second half."""
+    pad = FAMILIES[model_type][1].get("pad_token_id", 0)
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(2, VOCAB, (rows, seq), generator=gen)
+    mask = torch.ones(rows, seq, dtype=torch.long)
+    mask[-1, seq // 2:] = 0
+    batch = {"input_ids": ids.masked_fill(mask == 0, pad), "attention_mask": mask}
+    if FAMILIES[model_type][3]:
+        batch["token_type_ids"] = (torch.arange(seq) >= seq // 3).long().expand(rows, seq)
+    return batch
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def tiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, torch.nn.Module, SuperNetwork]:
+    torch.set_num_threads(1)
+    path = tmp_path_factory.mktemp(request.param)
+    hf = save_tiny(request.param, path)
+    return request.param, hf, SuperNetwork.from_pretrained(path)
+
+
+def test_every_family_of_the_test_is_registered() -> None:
+    assert set(FAMILIES) <= set(families())
+
+
+def test_full_super_network_equals_the_hugging_face_model(tiny: tuple[str, torch.nn.Module, SuperNetwork]) -> None:
+    model_type, hf, supernet = tiny
+    batch = batch_for(model_type)
+    with torch.no_grad():
+        expected = hf(**batch).logits
+        torch.testing.assert_close(supernet(**batch), expected, atol=1e-5, rtol=0)
+    assert supernet.config.family == model_type
+
+
+def sub_networks(supernet: SuperNetwork) -> list[SubNetwork]:
+    """A SMALL, a MEDIUM and a LARGE member, and scattered heads with a layer without attention."""
+    shape, rng = asdict(supernet.shape), np.random.default_rng(3)
+    picked = [cls(**shape).architecture(cls(**shape).sample(rng)) for cls in (SmallSpace, MediumSpace, LargeSpace)]
+    return picked + [SubNetwork(((1, 3), ()), ((0, 5, 40), tuple(range(0, 64, 3))))]
+
+
+def test_extracted_sub_networks_equal_their_sliced_evaluation(tiny: tuple[str, torch.nn.Module, SuperNetwork]) -> None:
+    model_type, _, supernet = tiny
+    batch = batch_for(model_type, seed=2)
+    for sub in sub_networks(supernet):
+        supernet.set_sub_network(sub)
+        extracted = supernet.extract_sub_network(sub)
+        with torch.no_grad():
+            torch.testing.assert_close(extracted(**batch), supernet(**batch), atol=1e-5, rtol=0)
+        # The search space's analytic count is what the extracted model holds (trials assert it).
+        assert analytic_params(supernet.shape, sub) == count_params(extracted).as_metrics(), sub
+    supernet.reset_super_network()
+
+
+def test_small_member_exports_as_the_family_s_own_class(tiny: tuple[str, torch.nn.Module, SuperNetwork], tmp_path: Path) -> None:
+    model_type, hf, supernet = tiny
+    space = SmallSpace(**asdict(supernet.shape))
+    arch = space.architecture({"num_layers": 1, "num_heads": 2, "num_units": 17})
+    export_standard(supernet.extract_sub_network(arch), tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert type(loaded).__name__ == type(hf).__name__
+    batch = batch_for(model_type, seed=3)
+    supernet.set_sub_network(arch)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, supernet(**batch), atol=1e-5, rtol=0)
+    supernet.reset_super_network()
+
+
+def test_per_layer_member_exports_compact_and_loads_with_its_own_file(tiny: tuple[str, torch.nn.Module, SuperNetwork],
+                                                                       tmp_path: Path) -> None:
+    model_type, _, supernet = tiny
+    arch = sub_networks(supernet)[-1]  # scattered heads: a standard export cannot hold them in MPNet
+    export_compact(supernet.extract_sub_network(arch), tmp_path, onnx=False)
+    spec = importlib.util.spec_from_file_location(f"exported_{model_type.replace('-', '_')}", tmp_path / MODELING_FILE)
+    assert spec is not None and spec.loader is not None
+    modeling = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = modeling  # its dataclasses look their module up there
+    spec.loader.exec_module(modeling)
+    loaded = modeling.load(tmp_path)
+    batch = batch_for(model_type, seed=4)
+    supernet.set_sub_network(arch)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch), supernet(**batch), atol=1e-5, rtol=0)
+    supernet.reset_super_network()
+
+
+def test_an_unsupported_model_type_fails_listing_the_supported_ones(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')
+    with pytest.raises(CheckpointError, match=r"model_type 'gpt2' is not supported; the super-network reads bert, "
+                                              r"distilbert, electra, mpnet, roberta, xlm-roberta$"):
+        SuperNetwork.from_pretrained(tmp_path)
+
+
+def test_relative_bias_exports_to_onnx(tmp_path: Path) -> None:
+    """MPNet's additive bias takes an attention path of its own: onnxruntime gives its logits."""
+    import onnxruntime
+
+    save_tiny("mpnet", tmp_path / "checkpoint")
+    supernet = SuperNetwork.from_pretrained(tmp_path / "checkpoint")
+    model = supernet.extract_sub_network(sub_networks(supernet)[-1])
+    export_compact(model, tmp_path / "model")
+    session = onnxruntime.InferenceSession(str(tmp_path / "model" / ONNX_FILE), providers=["CPUExecutionProvider"])
+    for batch in (batch_for("mpnet", seed=5, rows=1, seq=5), batch_for("mpnet", seed=6, rows=4, seq=30)):
+        batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
+        (logits,) = session.run(None, {k: v.numpy() for k, v in batch.items()})
+        with torch.no_grad():
+            np.testing.assert_allclose(logits, model(**batch).numpy(), atol=1e-5, rtol=0)
