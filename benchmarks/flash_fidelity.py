@@ -1,115 +1,218 @@
-"""Does Flash Distillation rank students as a longer distillation does? (autodistill.txt §4.7, Fig. 6)
+"""Does Flash Distillation rank students on the study's objective as a 10x longer distillation does?
+(autodistill.txt §3.3, §4.7 and Fig. 6: Flash Distillation is only a useful fidelity if its ranking
+of students by pre-training accuracy matches the ranking after thorough distillation.)
 
-    nice .venv/bin/python benchmarks/flash_fidelity.py                       # 8 students, 10+30 vs 100+300 steps (~25 min)
-    nice .venv/bin/python benchmarks/flash_fidelity.py --steps-per-block 2 --pretrain-steps 6   # too short a flash: see below
-    nice .venv/bin/python benchmarks/flash_fidelity.py --students 12 --steps-per-block 20 --pretrain-steps 60
+    OMP_NUM_THREADS=1 nohup nice .venv/bin/python benchmarks/flash_fidelity.py > /tmp/flash_fidelity.log 2>&1 &
+    .venv/bin/python benchmarks/flash_fidelity.py --summary      # tables from the jsonl, nothing trained
 
-Students: the smallest and the largest of the `cpu` space and random others (seed 0). Each is
-Flash-distilled (`--steps-per-block` per block, `--pretrain-steps` of pre-training distillation)
-and, from the same start, distilled `--factor` times longer with the same schedule (the regular
-distillation of `trainers/autodistill/regular.py`). Both read the teacher's outputs from tables in
-$LMNAS_HOME/teacher_outputs (the long plan's is `--factor` times larger), so the costs compared
-are the students' own. Printed: each student's held-out agreement (and masked-token accuracy) after
-both, the Kendall tau of the two rankings (target >= 0.6) and the cost ratio (long / flash).
+Everything comes from the study file (`--study`, default studies/autodistill.yaml): the space
+preset, the trainer's options (Flash Distillation's step counts, batch, held-out blocks, latency
+settings) and the objective ranked (its first objective, `mlm_accuracy`). Students: `--students`
+configurations spread over the space (the smallest, the largest, and the rest at evenly spaced
+FLOPs quantiles of a large random sample). For every seed in `--seeds` each student is
+Flash-distilled with the study's defaults and, from the same start, distilled `--factor` times
+longer with the same schedule (`regular_config`, the regular distillation after the search). Each
+finished (seed, student) appends one row to `--out` (jsonl), so a rerun continues where it stopped.
 
-Measured (benchmarks/results/flash_fidelity*.txt): 10+30 steps against 100+300 ranks the 8 students
-with tau 0.857 by held-out agreement at 9.8x less cost; 2+6 against 20+60 gives tau -0.857: so short
-a flash favours the small students, which start closer to their (lower) plateau. The study's flash
-(20+60 steps) is above the length that ranks well.
+Printed per seed: the Kendall tau (and p-value) of the flash ranking against the long one on the
+objective, and on held-out teacher agreement for comparison; the cost ratio (long / flash student
+seconds, the time spent getting the teacher's outputs left out of both). Once over the pool: the Spearman rho of quiet latency (the trainer's measurement, under
+the host lock) against analytic forward FLOPs, and the share of students with latency CV <= 5 %.
+The seed-to-seed tau of the flash ranking shows how much of the disagreement is training noise.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
-from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau
+import yaml
+from scipy.stats import kendalltau, spearmanr
 
 from search_spaces.autodistill import AutoDistillSpace
 from trainers.autodistill.embedding_init import init_embeddings_from_teacher
 from trainers.autodistill.regular import regular_config
 from trainers.autodistill.student import Student
-from trainers.autodistill.trainer import FlashDistillOptions, corpus_blocks, teacher_cache_file
+from trainers.autodistill.trainer import FlashDistillOptions, corpus_blocks, student_latency, teacher_cache_file
 from trainers.distill.flash import flash_distill
 from trainers.distill.teacher import shared_teacher
 from trainers.distill.teacher_cache import TeacherTargets
+from trainers.efficiency import count_flops, token_inputs
+from trainers.options import build_options
 
 TARGET_TAU = 0.6
+MAX_CV = 0.05
+ROOT = Path(__file__).resolve().parent.parent
+BLOCK_KEYS = ("hidden_size", "bottleneck_size", "num_heads", "intermediate_size", "num_ffn")
 
 
-def students(space: AutoDistillSpace, count: int, seed: int) -> list[dict[str, Any]]:
-    """The smallest, the largest, then distinct random configurations."""
+def load_study(path: Path) -> tuple[AutoDistillSpace, FlashDistillOptions, str]:
+    """The study's space, trainer options and first objective's metric."""
+    study = yaml.safe_load(path.read_text())
+    space = AutoDistillSpace(**(study["search_space"].get("options") or {}))
+    opts = build_options(FlashDistillOptions, study["trainer"].get("options") or {})
+    return space, opts, study["objectives"][0]["metric"]
+
+
+def forward_flops(space: AutoDistillSpace, config: dict[str, Any], opts: FlashDistillOptions) -> int:
+    """FLOPs of one forward at the latency measurement's batch and sequence length."""
+    student = Student(space.arch(config))
+    inputs = token_inputs(student.arch.vocab_size)(opts.latency_batch, opts.latency_seq_len, torch.device("cpu"))
+    return count_flops(student, inputs)
+
+
+def spread_students(space: AutoDistillSpace, count: int) -> list[dict[str, Any]]:
+    """The smallest, the largest, and students at evenly spaced size quantiles of 200 random ones
+    (non-embedding parameters: analytic, and what FLOPs per token grow with)."""
+    rng = np.random.default_rng(0)
+    pool = [space.sample(rng) for _ in range(200)]
+    pool = [c for i, c in enumerate(pool) if c not in pool[:i]]
+    pool.sort(key=lambda c: space.metrics(c)["params_non_embedding"])
     chosen = [space.smallest(), space.largest()]
-    rng = np.random.default_rng(seed)
-    while len(chosen) < count:
-        config = space.sample(rng)
-        if config not in chosen:
-            chosen.append(config)
-    return chosen[:count]
+    for index in np.linspace(0, len(pool) - 1, count).round().astype(int):
+        if pool[index] not in chosen and len(chosen) < count:
+            chosen.append(pool[index])
+    # In a shuffled order after the two extremes, so the first students of a run stopped early are spread too.
+    return chosen[:2] + [chosen[2 + i] for i in rng.permutation(len(chosen) - 2)]
 
 
-def distil(space: AutoDistillSpace, config: dict[str, Any], opts: FlashDistillOptions, factor: float,
-           blocks: tuple[torch.Tensor, torch.Tensor]) -> tuple[dict[str, float], float, int]:
-    """Final metrics, seconds and teacher runs (table misses) of one distillation (`factor` 1: Flash Distillation)."""
+class TimedTargets(TeacherTargets):
+    """Teacher outputs that count the seconds spent getting them, so a run's cost is the student's own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seconds = 0.0
+
+    def layer(self, ids: torch.Tensor, layer: int, attention: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        start = time.perf_counter()
+        try:
+            return super().layer(ids, layer, attention)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def distil(space: AutoDistillSpace, config: dict[str, Any], opts: FlashDistillOptions, factor: float, seed: int,
+           blocks: tuple[torch.Tensor, torch.Tensor]) -> tuple[dict[str, float], float]:
+    """Final metrics and student seconds (teacher outputs not counted) of one distillation (`factor` 1:
+    the study's Flash Distillation, its teacher outputs from the study's table; the long run asks the
+    live teacher, as regular distillation does: a table 10x larger would fill memory)."""
     arch = space.arch(config)
     teacher = shared_teacher(opts.teacher, "cpu")
     flash = opts.flash_config()
     schedule = flash if factor == 1 else regular_config(flash, factor)
-    plan = replace(opts, steps_per_block=schedule.steps_per_block, pretrain_steps=schedule.pretrain_steps)
-    targets = TeacherTargets(teacher, teacher_cache_file(plan, arch, 0))
-    torch.manual_seed(0)
+    targets = TimedTargets(teacher, teacher_cache_file(opts, arch, seed) if factor == 1 else None)
+    torch.manual_seed(seed)
     student = Student(arch)
     init_embeddings_from_teacher(student, teacher.embedding_tables())
     start = time.perf_counter()
-    result = flash_distill(student, teacher, *blocks, schedule, lambda m: None, seed=0, targets=targets)
-    seconds = time.perf_counter() - start
+    result = flash_distill(student, teacher, *blocks, schedule, lambda m, checkpoint=None: None, seed=seed,
+                           targets=targets)
+    seconds = time.perf_counter() - start - targets.seconds
     targets.save()
-    return result.metrics, seconds, targets.misses
+    return result.metrics, seconds
+
+
+def measure_student(space: AutoDistillSpace, config: dict[str, Any], opts: FlashDistillOptions, metric: str,
+                    factor: float, seed: int, blocks: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
+    """One jsonl row: flash and long metrics, their costs, latency and FLOPs of one student."""
+    latency = student_latency(Student(space.arch(config)), opts)
+    short, short_s = distil(space, config, opts, 1.0, seed, blocks)
+    long, long_s = distil(space, config, opts, factor, seed, blocks)
+    return {"seed": seed, "config": config, "metric": metric, "flash": short, "long": long,
+            "flash_s": short_s, "long_s": long_s,
+            "latency_ms": latency["latency_ms"], "latency_cv": latency["latency_cv"],
+            "flops": forward_flops(space, config, opts), "params": space.metrics(config)["params"]}
+
+
+def name(config: dict[str, Any]) -> str:
+    return "_".join(str(config[k]) for k in BLOCK_KEYS) + (f"_x{config['num_blocks']}" if "num_blocks" in config else "")
+
+
+def summary(rows: list[dict[str, Any]], metric: str, factor: float) -> list[str]:
+    """The per-seed rankings, costs and the latency check, as printable lines."""
+    lines = [f"{'seed':>4} {'student (h_b_heads_i_ffn)':<26}{'GFLOPs':>7}{'lat ms':>8}{'cv':>6}"
+             f"{'flash ' + metric:>20}{'long':>7}{'flash agr':>10}{'long agr':>9}{'flash s':>8}{'long s':>7}"]
+    for r in rows:
+        lines.append(f"{r['seed']:>4} {name(r['config']):<26}{r['flops'] / 1e9:>7.3f}{r['latency_ms']:>8.2f}"
+                     f"{r['latency_cv']:>6.3f}{r['flash'][metric]:>20.4f}{r['long'][metric]:>7.4f}"
+                     f"{r['flash']['agreement']:>10.3f}{r['long']['agreement']:>9.3f}{r['flash_s']:>8.1f}"
+                     f"{r['long_s']:>7.1f}")
+    lines.append("")
+    seeds = sorted({r["seed"] for r in rows})
+    taus = []
+    for seed in seeds:
+        mine = [r for r in rows if r["seed"] == seed]
+        if len(mine) < 3:
+            continue
+        tau = kendalltau([r["flash"][metric] for r in mine], [r["long"][metric] for r in mine])
+        agreement = kendalltau([r["flash"]["agreement"] for r in mine], [r["long"]["agreement"] for r in mine])
+        cost = sum(r["long_s"] for r in mine) / sum(r["flash_s"] for r in mine)
+        taus.append(tau.statistic)
+        lines.append(f"seed {seed}: {len(mine)} students; Kendall tau flash vs {factor:g}x on {metric}: "
+                     f"{tau.statistic:.3f} (p = {tau.pvalue:.4f}); on held-out agreement: {agreement.statistic:.3f} "
+                     f"(p = {agreement.pvalue:.4f}); cost ratio long / flash {cost:.1f}x "
+                     f"(flash {np.mean([r['flash_s'] for r in mine]):.1f} s per student)")
+    if taus:
+        verdict = "met" if min(taus) >= TARGET_TAU else "not met"
+        lines.append(f"mean tau on {metric} over {len(taus)} seed(s): {np.mean(taus):.3f} "
+                     f"(target >= {TARGET_TAU} at every seed: {verdict})")
+    if len(seeds) >= 2:
+        first = {name(r["config"]): r for r in rows if r["seed"] == seeds[0]}
+        second = {name(r["config"]): r for r in rows if r["seed"] == seeds[1]}
+        both = sorted(set(first) & set(second))
+        if len(both) >= 3:
+            noise = kendalltau([first[k]["flash"][metric] for k in both], [second[k]["flash"][metric] for k in both])
+            longs = kendalltau([first[k]["long"][metric] for k in both], [second[k]["long"][metric] for k in both])
+            lines.append(f"seed {seeds[0]} vs seed {seeds[1]} on the same {len(both)} students: flash tau "
+                         f"{noise.statistic:.3f}, long tau {longs.statistic:.3f} (training noise of each ranking)")
+    by_student = {name(r["config"]): r for r in rows}
+    if len(by_student) >= 3:
+        pool = list(by_student.values())
+        rho = spearmanr([r["latency_ms"] for r in pool], [r["flops"] for r in pool])
+        quiet = sum(r["latency_cv"] <= MAX_CV for r in rows) / len(rows)
+        lines.append(f"latency vs FLOPs over {len(pool)} students: Spearman rho {rho.statistic:.3f} "
+                     f"(p = {rho.pvalue:.2g}); latency {min(r['latency_ms'] for r in pool):.2f}-"
+                     f"{max(r['latency_ms'] for r in pool):.2f} ms; CV <= {MAX_CV:.0%} in {quiet:.0%} of "
+                     f"{len(rows)} measurements")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--students", type=int, default=8)
+    parser.add_argument("--study", type=Path, default=ROOT / "studies" / "autodistill.yaml")
+    parser.add_argument("--students", type=int, default=12)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--factor", type=float, default=10.0)
-    parser.add_argument("--steps-per-block", type=int, default=10)
-    parser.add_argument("--pretrain-steps", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0, help="which random students")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "flash_fidelity.jsonl")
+    parser.add_argument("--summary", action="store_true", help="print the tables of --out and train nothing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    space = AutoDistillSpace(preset="cpu")
-    opts = FlashDistillOptions(steps_per_block=args.steps_per_block, pretrain_steps=args.pretrain_steps,
-                               warmup_steps=max(1, args.pretrain_steps // 10))
-    blocks = corpus_blocks(opts, shared_teacher(opts.teacher, "cpu"), 0)
-    print(f"# {args.students} students of the cpu space; flash: {args.steps_per_block} steps per block + "
-          f"{args.pretrain_steps} pre-training steps; long: {args.factor:g}x; batch {opts.batch_size}, "
-          f"seq {opts.seq_len}, {opts.eval_blocks} held-out blocks, {args.threads} thread(s)")
-    print(f"{'student (h, b, heads, i, ffn)':<30}{'flash agr':>10}{'long agr':>10}{'flash mlm':>10}{'long mlm':>10}"
-          f"{'flash s':>9}{'long s':>9}")
-    rows = []
-    for config in students(space, args.students, args.seed):
-        short, short_s, short_misses = distil(space, config, opts, 1.0, blocks)
-        long, long_s, long_misses = distil(space, config, opts, args.factor, blocks)
-        rows.append((short, long, short_s, long_s, short_misses + long_misses == 0))
-        name = "_".join(str(config[k]) for k in ("hidden_size", "bottleneck_size", "num_heads",
-                                                  "intermediate_size", "num_ffn"))
-        print(f"{name:<30}{short['agreement']:>10.3f}{long['agreement']:>10.3f}{short['mlm_accuracy']:>10.3f}"
-              f"{long['mlm_accuracy']:>10.3f}{short_s:>9.0f}{long_s:>9.0f}"
-              f"{'' if rows[-1][4] else '  (filled a teacher table)'}", flush=True)
-    tau_agreement = kendalltau([r[0]["agreement"] for r in rows], [r[1]["agreement"] for r in rows])
-    tau_mlm = kendalltau([r[0]["mlm_accuracy"] for r in rows], [r[1]["mlm_accuracy"] for r in rows])
-    # Students whose runs filled a teacher table also paid for the teacher: left out of the ratio.
-    timed = [r for r in rows if r[4]] or rows
-    cost = sum(r[3] for r in timed) / sum(r[2] for r in timed)
-    verdict = "met" if tau_agreement.statistic >= TARGET_TAU else "not met"
-    print(f"\nKendall tau, flash vs {args.factor:g}x ranking by held-out agreement: {tau_agreement.statistic:.3f} "
-          f"(p = {tau_agreement.pvalue:.3f}; target >= {TARGET_TAU}: {verdict})")
-    print(f"Kendall tau by masked-token accuracy: {tau_mlm.statistic:.3f} (p = {tau_mlm.pvalue:.3f})")
-    print(f"cost ratio (long / flash student seconds over {len(timed)} students whose teacher outputs came from "
-          f"tables): {cost:.1f}x")
+    space, opts, metric = load_study(args.study)
+    rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
+    print(f"# {args.study.name}: ranking by {metric}; flash {opts.steps_per_block} steps per block + "
+          f"{opts.pretrain_steps} pre-training steps, long {args.factor:g}x; batch {opts.batch_size}, seq "
+          f"{opts.seq_len}, {opts.eval_blocks} held-out blocks; latency batch {opts.latency_batch}, seq "
+          f"{opts.latency_seq_len}, {opts.latency_repeats} repeats; {args.threads} thread(s)", flush=True)
+    if not args.summary:
+        students = spread_students(space, args.students)
+        teacher = shared_teacher(opts.teacher, "cpu")
+        blocks = {seed: corpus_blocks(opts, teacher, seed) for seed in args.seeds}
+        # Student by student, every seed of one before the next, so a run stopped early ranks the same pool per seed.
+        for config in students:
+            for seed in args.seeds:
+                if any(r["seed"] == seed and r["config"] == config for r in rows):
+                    continue
+                row = measure_student(space, config, opts, metric, args.factor, seed, blocks[seed])
+                rows.append(row)
+                with args.out.open("a") as out:
+                    out.write(json.dumps(row) + "\n")
+                print(summary([row], metric, args.factor)[1], flush=True)
+    print("\n".join(summary(rows, metric, args.factor)))
 
 
 if __name__ == "__main__":

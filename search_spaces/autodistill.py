@@ -4,7 +4,9 @@ Five dimensions describe one building block (hidden size, bottleneck size, atten
 intermediate size, stacked FFN count); the student stacks `num_blocks` copies of it, as the paper
 stacks 24. The paper's Table 1 prints hidden size 246, an obvious misprint in a list of powers and
 multiples of 128 (128, 246, 384, 512); the `paper` preset uses 256. The `cpu` preset keeps the same
-shape of space at widths a 2-core machine can distil in minutes.
+shape of space at widths a 2-core machine can distil in minutes, and 6 blocks so that the
+latency at the paper's sequence length of 128 grows with the block's width (batch 1, one thread:
+about 2-9 ms, rising with forward FLOPs; `benchmarks/flash_fidelity.py` prints the rank correlation).
 
 `StudentArch` is the buildable description shared with the student template
 (`trainers/autodistill/student.py`); `count_params` counts exactly the parameters that template
@@ -36,7 +38,7 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "num_heads": (1, 2, 4, 8),
         "intermediate_size": (64, 128, 192),
         "num_ffn": (1, 2, 3),
-        "num_blocks": (4,),
+        "num_blocks": (6,),
     },
 }
 
