@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,9 @@ from orchestrator.hooks import finish_stage, stage_context
 from orchestrator.results import COMPLETED, STUDY_FILE, ResultsStore
 from orchestrator.study import parse_study
 from trainers.autodistill.hooks import REGULAR_FILE
-from trainers.contract import Prepared, run_in_process
+from orchestrator.registry import trainers
+from search_spaces.synthetic import SyntheticSpace
+from trainers.contract import FinishedTrial, Prepared, StageContext, TrainerError, run_in_process
 from search_spaces.autodistill import AutoDistillSpace, StudentArch
 from tests.unit.test_autodistill_flash import write_text_data
 from tests.unit.tiny_teacher import make_tiny_teacher
@@ -109,6 +112,24 @@ def test_regular_distill_writes_encoder_and_task_models(teacher_dir: Path, tmp_p
     task_dir = Path(rows[0]["export"])
     assert (task_dir / "modeling_student.py").is_file() and (task_dir / "tokenizer_config.json").is_file()
     assert any("test accuracy" in line for line in lines)
+
+
+def test_calibrate_scores_the_trial_after_regular_distillation(teacher_dir: Path, tmp_path: Path) -> None:
+    options = tiny_options(teacher_dir, tmp_path)
+    space = tiny_space(teacher_dir)
+    flash = {"mlm_accuracy": 0.01, "agreement": -0.5, "latency_ms": 1.0}
+    trial = FinishedTrial("t7", space.smallest(), flash)
+    lines: list[str] = []
+    ctx = StageContext(study="tiny", seed=0, options=options, space=space, directory=tmp_path, log=lines.append,
+                       run_task=run_in_process())
+    got = trainers.load("flash_distill").calibrate(ctx, trial)
+    # The same student, seed and 3x schedule as the study's regular distillation, under the trial's metric names.
+    rows = regular_distill(space.arch(space.smallest()), FlashDistillOptions(**options), 0,  # type: ignore[arg-type]
+                           tmp_path / "out", print)
+    assert got == {"mlm_accuracy": rows[0]["mlm_accuracy"], "agreement": rows[0]["agreement"]}  # no probe: no task
+    assert rows[0]["distill_steps"] == 9 and any(line.startswith("t7 stage 3 step 9") for line in lines)
+    with pytest.raises(TrainerError, match="needs the 'autodistill' search space"):
+        trainers.load("flash_distill").calibrate(replace(ctx, space=SyntheticSpace()), trial)
 
 
 def write_study(root: Path, teacher_dir: Path) -> tuple[Path, AutoDistillSpace]:

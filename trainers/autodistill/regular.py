@@ -28,7 +28,7 @@ from trainers.autodistill.finetune import FinetuneConfig, finetune_on_task
 from trainers.autodistill.student import Student
 from trainers.autodistill.trainer import FlashDistillOptions, check_fits_teacher, corpus_blocks
 from trainers.distill.flash import FlashConfig, flash_distill
-from trainers.distill.teacher import shared_teacher
+from trainers.distill.teacher import Teacher, shared_teacher
 from trainers.efficiency import device_for_worker
 
 
@@ -71,6 +71,38 @@ def regular_config(flash: FlashConfig, factor: float) -> FlashConfig:
                    warmup_steps=scale(flash.warmup_steps), report_every=0)
 
 
+@dataclass(frozen=True)
+class LongDistillation:
+    """A student after regular distillation, the teacher it learnt from, and what it took."""
+
+    student: Student
+    teacher: Teacher
+    #: the last report's metrics (held-out `agreement`, `mlm_accuracy`, the losses).
+    metrics: dict[str, float]
+    steps: int
+    seconds: float
+
+
+def distil_long(arch: StudentArch, opts: FlashDistillOptions, seed: int,
+                log: Callable[[str], None] = print) -> LongDistillation:
+    """Flash Distillation's stages with `regular_step_factor` times the steps, on the live teacher."""
+    device = device_for_worker() if opts.device == "auto" else torch.device(opts.device)
+    teacher = shared_teacher(opts.teacher, str(device))
+    check_fits_teacher(arch, teacher, opts)
+    torch.manual_seed(seed)
+    student = Student(arch).to(device)
+    init_embeddings_from_teacher(student, teacher.embedding_tables())
+    config = regular_config(opts.flash_config(), RegularOptions.of(opts).step_factor)
+    start = time.perf_counter()
+
+    def progress(m: dict[str, float]) -> None:
+        log(f"stage {m['stage']:.0f} step {m['step']:.0f}: agreement {m['agreement']:.3f} "
+            f"({time.perf_counter() - start:.0f} s)")
+
+    result = flash_distill(student, teacher, *corpus_blocks(opts, teacher, seed), config, progress, seed=seed)
+    return LongDistillation(student, teacher, dict(result.metrics), result.global_step, time.perf_counter() - start)
+
+
 def regular_distill(arch: StudentArch, opts: FlashDistillOptions, seed: int, out_dir: str | Path,
                     log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Distil `arch` for long, fine-tune a copy per task, export all; one result row per task.
@@ -79,24 +111,11 @@ def regular_distill(arch: StudentArch, opts: FlashDistillOptions, seed: int, out
     """
     regular = RegularOptions.of(opts)
     out_dir = Path(out_dir)
-    device = device_for_worker() if opts.device == "auto" else torch.device(opts.device)
-    teacher = shared_teacher(opts.teacher, str(device))
-    check_fits_teacher(arch, teacher, opts)
-    torch.manual_seed(seed)
-    student = Student(arch).to(device)
-    init_embeddings_from_teacher(student, teacher.embedding_tables())
-    config = regular_config(opts.flash_config(), regular.step_factor)
-    start = time.perf_counter()
-
-    def progress(m: dict[str, float]) -> None:
-        log(f"stage {m['stage']:.0f} step {m['step']:.0f}: agreement {m['agreement']:.3f} "
-            f"({time.perf_counter() - start:.0f} s)")
-
-    flash = flash_distill(student, teacher, *corpus_blocks(opts, teacher, seed), config, progress, seed=seed)
-    distil_seconds = time.perf_counter() - start
+    long = distil_long(arch, opts, seed, log)
+    student, teacher = long.student, long.teacher
     export_student(student, out_dir / "encoder", teacher.tokenizer)
-    base = {"distill_steps": flash.global_step, "distill_seconds": distil_seconds,
-            "agreement": flash.metrics["agreement"], "mlm_accuracy": flash.metrics["mlm_accuracy"]}
+    base = {"distill_steps": long.steps, "distill_seconds": long.seconds,
+            "agreement": long.metrics["agreement"], "mlm_accuracy": long.metrics["mlm_accuracy"]}
     rows = []
     finetune = FinetuneConfig(steps=regular.finetune_steps, batch_size=opts.finetune_batch_size, lr=opts.finetune_lr,
                               weight_decay=opts.weight_decay)

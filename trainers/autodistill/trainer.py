@@ -8,12 +8,16 @@ multi-objective scheduler can compare students at any stage. Final metrics:
 
 - `agreement`: the share of the teacher's last-layer features the student's last block explains on
   held-out text (1 - relative squared error; `trainers/distill/evaluate.py`);
-- `mlm_accuracy`: held-out masked-token accuracy (the paper's pre-training accuracy);
-- `accuracy`: validation accuracy after `finetune_steps` on `task` (absent when `task` is null);
+- `mlm_accuracy`: held-out masked-token accuracy, the paper's task-agnostic pre-training accuracy
+  and what the shipped studies search on (§3.5); the teachers have no MLM head, so it is scored
+  through the student's own MLM head tied to its embeddings (`trainers/distill/flash.py`);
+- `accuracy`: validation accuracy after `finetune_steps` on `task` (absent when `task` is null), a
+  downstream probe reported beside it (a study may search on it instead);
 - `params`, `params_non_embedding`, `latency_ms`, `latency_p90_ms`, `latency_cv`, and `hardware` (a label).
 
 After the trials, its `finish` hook distils students picked from the front regularly
-(`trainers/autodistill/hooks.py`).
+(`trainers/autodistill/hooks.py`); `calibrate` distils one trial regularly so `lmnas calibrate`
+can check the flash ranking (`trainers/autodistill/calibrate.py`).
 """
 from __future__ import annotations
 
@@ -38,7 +42,8 @@ from trainers.efficiency import device_for_worker, measure_latency, token_inputs
 from trainers.encode import encode
 from trainers.options import DistillCorpusOptions, LatencyMeasureOptions, build_options
 from search_spaces.base import SearchSpace
-from trainers.contract import LATENCY_METRICS, space_metrics, Metrics, Report, StageContext, TrainerError, TrialContext
+from trainers.contract import (LATENCY_METRICS, FinishedTrial, Metrics, Report, StageContext, TrainerError, TrialContext,
+                               space_metrics)
 from trainers.supernet.cache import source_name
 
 
@@ -109,6 +114,13 @@ def finish(ctx: StageContext) -> Path | None:
     from trainers.autodistill.hooks import distil_students  # it builds on this module
 
     return distil_students(ctx, build_options(FlashDistillOptions, ctx.options))
+
+
+def calibrate(ctx: StageContext, trial: FinishedTrial) -> dict[str, float]:
+    """`lmnas calibrate`: the trial's student after regular distillation, scored as the trial was."""
+    from trainers.autodistill.calibrate import distil_trial  # it builds on this module
+
+    return distil_trial(ctx, trial, build_options(FlashDistillOptions, ctx.options))
 
 
 def train(ctx: TrialContext, report: Report) -> Metrics:
