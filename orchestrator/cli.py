@@ -170,7 +170,7 @@ def finish(outcome: "RunOutcome", location: "StudyLocation") -> int:
     from orchestrator.report import print_summary, write_report
 
     print_summary(outcome.summary, location.shown)
-    print(f"report: {write_report(outcome.directory)[1]}")
+    print(f"report: {write_report(outcome.directory, study=outcome.study, trials=outcome.trials)[1]}")
     location.push()
     if outcome.unfinished:
         print(f"lmnas: {outcome.unfinished} trials not run yet; continue with: lmnas resume {location.shown}",

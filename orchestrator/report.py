@@ -8,7 +8,7 @@ import pandas as pd
 from orchestrator.calibration import load_calibration
 from orchestrator.objectives import Objectives
 from orchestrator.results import FINISHED_STATUSES, Summary, load_trials, metric_column, summarise
-from orchestrator.study import load_saved_study
+from orchestrator.study import Study, load_saved_study
 from orchestrator.study_page import REPORT_HTML, write_page
 
 REPORT_PNG = "report.png"
@@ -63,14 +63,16 @@ def render_png(summary: Summary, trials: pd.DataFrame, objectives: Objectives) -
     return buf.getvalue()
 
 
-def write_report(directory: Path, out: Path | None = None) -> tuple[Path, Path]:
+def write_report(directory: Path, out: Path | None = None, study: Study | None = None,
+                 trials: pd.DataFrame | None = None) -> tuple[Path, Path]:
     """Write report.png and the study page (report.html, as the live page but final) into `out`
-    (default: the study directory)."""
+    (default: the study directory). A run that has just ended passes its `study` and `trials` (the
+    ones it holds); otherwise both are read from the directory."""
     directory = Path(directory)
     out = directory if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    study = load_saved_study(directory)
-    trials = load_trials(directory)
+    study = load_saved_study(directory) if study is None else study
+    trials = load_trials(directory) if trials is None else trials
     summary = summarise(trials, study.objectives, study.constraints)
     png = render_png(summary, trials, study.objectives)
     png_path, html_path = out / REPORT_PNG, out / REPORT_HTML

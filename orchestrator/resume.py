@@ -49,6 +49,11 @@ def finished_count(store: ResultsStore) -> int:
     return sum(1 for rec in store.trials.values() if rec.status in FINISHED_STATUSES or rec.status == FAILED)
 
 
+def unfinished_count(store: ResultsStore) -> int:
+    """Stored trials that were running (or interrupted) when the study stopped: they rerun."""
+    return len(store.trials) - finished_count(store)
+
+
 class BackgroundSaver:
     """Keeps a JSON snapshot of some state on disk without blocking the caller.
 

@@ -11,10 +11,11 @@ import os
 import shutil
 import sys
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import pandas as pd
 import yaml
 
 from cluster.storage import study_location, subdirectory_names
@@ -28,7 +29,9 @@ from orchestrator.metric_check import MetricCheck
 from orchestrator.plugins import build_scheduler, build_searcher, build_space, check_trainer
 from orchestrator.progress import study_progress
 from orchestrator.results import STUDY_FILE, TRIALS_FILE, ResultsStore, Summary, atomic_write_text, summarise
-from orchestrator.resume import SCHEDULER_STATE_FILE, SEARCHER_STATE_FILE, finished_count, load_json, reconcile
+from orchestrator.resume import (SCHEDULER_STATE_FILE, SEARCHER_STATE_FILE, finished_count, load_json, reconcile,
+                                 unfinished_count)
+from orchestrator.schedulers.base import Scheduler
 from orchestrator.searchers.base import Searcher
 from orchestrator.study import Study, load_saved_study
 from search_spaces.base import SearchSpace
@@ -92,10 +95,34 @@ def prepare_directory(study: Study, overwrite: bool) -> Path:
 
 @dataclass
 class RunOutcome:
+    #: the study as it ran (a report of the run is written from it, not from the saved copy).
+    study: Study
+    #: the trials table at the end of the run, and its summary.
+    trials: pd.DataFrame
     summary: Summary
     directory: Path
     #: trials left unfinished (Ctrl-C, time budget): `lmnas resume DIR` continues them.
     unfinished: int
+
+
+def outcome(study: Study, store: ResultsStore) -> RunOutcome:
+    """What a run leaves: the study, its trials and their summary, and the trials not run yet."""
+    trials = store.trials_frame()
+    unfinished = max(study.budget.num_trials - finished_count(store), 0)
+    return RunOutcome(study, trials, summarise(trials, study.objectives, study.constraints), store.directory, unfinished)
+
+
+@dataclass
+class Setup:
+    """A study's plug-ins built once for one invocation, before the stage that precedes its trials."""
+
+    study: Study
+    space: SearchSpace
+    scheduler: Scheduler
+    store: ResultsStore
+    #: 0 for the first run of a study, then 1, 2, ... for each resume (names Tune's directory).
+    run_index: int = 0
+    resuming: bool = False
 
 
 def run_study(
@@ -104,13 +131,10 @@ def run_study(
     """Run every trial of a new study."""
     space = build_space(study)
     check_trainer(study, space)
-    searcher = build_searcher(study, space)
     scheduler = build_scheduler(study)
     directory = prepare_directory(study, overwrite)
     store = ResultsStore(directory, study.objectives, study.constraints)
-    plan = TrialPlan(study, directory, registry.TRAINERS[study.trainer.name], space, searcher, scheduler, store,
-                     num_trials=study.budget.num_trials)
-    return execute(plan, address, progress, backend)
+    return execute(Setup(study, space, scheduler, store), address, progress, backend)
 
 
 def resume_study(directory: Path, address: str | None = None, progress: bool = True, backend: str = "ray") -> RunOutcome:
@@ -123,16 +147,13 @@ def resume_study(directory: Path, address: str | None = None, progress: bool = T
     if (state := load_json(directory / SCHEDULER_STATE_FILE)) is not None:
         scheduler.load_state_dict(state)
     store = ResultsStore(directory, study.objectives, study.constraints)
-    searcher, replay = restore_searcher(study, space, store)
-    remaining = max(study.budget.num_trials - finished_count(store), len(replay))
-    plan = TrialPlan(study, directory, registry.TRAINERS[study.trainer.name], space, searcher, scheduler, store,
-                     num_trials=remaining, replay=replay, run_index=next_run_index(study, directory))
-    if remaining == 0:
+    # A run suggests at most its budget, so a study with the budget finished and no trial left
+    # unfinished holds no suggestion to rerun either: no need to build its searcher to know.
+    if finished_count(store) >= study.budget.num_trials and not unfinished_count(store):
         print(f"{directory}: all {study.budget.num_trials} trials are finished; nothing to resume", file=sys.stderr)
-        return RunOutcome(summarise(store.trials_frame(), study.objectives, study.constraints), directory, 0)
-    print(f"resuming {study.name}: {finished_count(store)} trials finished, {len(replay)} to rerun, "
-          f"{remaining - len(replay)} new", file=sys.stderr)
-    return execute(plan, address, progress, backend)
+        return outcome(study, store)
+    setup = Setup(study, space, scheduler, store, run_index=next_run_index(study, directory), resuming=True)
+    return execute(setup, address, progress, backend)
 
 
 def next_run_index(study: Study, directory: Path) -> int:
@@ -144,24 +165,22 @@ def next_run_index(study: Study, directory: Path) -> int:
     return max(runs, default=-1) + 1
 
 
-def restore_searcher(study: Study, space: SearchSpace, store: ResultsStore) -> tuple[Searcher, list[tuple[str, dict[str, Any]]]]:
-    """A searcher on `space` with the state the study directory saved (none for a new study), aligned
-    with the stored results; and the trials to rerun."""
-    searcher = build_searcher(study, space)
+def trial_plan(setup: Setup, prepared: Prepared) -> TrialPlan:
+    """The plan of the trials on the space and trainer options the stage before them settled on. Its
+    searcher is built here, once: it samples from that space, and takes the state the study directory
+    saved (none for a new study), aligned with the stored results; interrupted trials rerun first."""
+    study, store = setup.study, setup.store
+    searcher = build_searcher(study, prepared.space)
     if (state := load_json(store.directory / SEARCHER_STATE_FILE)) is not None:
         searcher.load_state_dict(state)
-    return searcher, reconcile(store, searcher)
-
-
-def adopt(plan: TrialPlan, prepared: Prepared) -> TrialPlan:
-    """The plan with the space and trainer options the stage before the trials settled on. The
-    searcher samples from the space, so a new space gets a new searcher (with the saved state)."""
-    if prepared.space is plan.space:
-        return replace(plan, trainer_options=prepared.trainer_options)
-    close_searcher(plan.searcher)
-    searcher, replay = restore_searcher(plan.study, prepared.space, plan.store)
-    return replace(plan, space=prepared.space, searcher=searcher, replay=replay,
-                   trainer_options=prepared.trainer_options)
+    replay = reconcile(store, searcher)
+    remaining = max(study.budget.num_trials - finished_count(store), len(replay))
+    if setup.resuming:
+        print(f"resuming {study.name}: {finished_count(store)} trials finished, {len(replay)} to rerun, "
+              f"{remaining - len(replay)} new", file=sys.stderr)
+    return TrialPlan(study, store.directory, registry.TRAINERS[study.trainer.name], prepared.space, searcher,
+                     setup.scheduler, store, num_trials=remaining, replay=replay, run_index=setup.run_index,
+                     trainer_options=prepared.trainer_options)
 
 
 def close_searcher(searcher: Searcher) -> None:
@@ -170,8 +189,8 @@ def close_searcher(searcher: Searcher) -> None:
         close()
 
 
-def execute(plan: TrialPlan, address: str | None, progress: bool, backend: str = "ray") -> RunOutcome:
-    """Drive the plan's trials on `backend`; whatever happens, leave the directory consistent."""
+def execute(setup: Setup, address: str | None, progress: bool, backend: str = "ray") -> RunOutcome:
+    """Drive the study's trials on `backend`; whatever happens, leave the directory consistent."""
     if backend not in BACKENDS:
         raise StudyError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
     local = backend == "local"
@@ -180,30 +199,31 @@ def execute(plan: TrialPlan, address: str | None, progress: bool, backend: str =
                                     "drop --address, or use --backend ray to join a cluster")
     # Locally the hooks' heavy work runs here too, so nothing starts Ray.
     runner: TaskRunner | None = run_in_process if local else None
-    study, store = plan.study, plan.store
+    study, store = setup.study, setup.store
     watch = study_progress(study, store, console=progress, ray_metrics=not local)
     check = MetricCheck(store, study.objectives, watch)
-    plan.on_change, plan.halted = check, check.halted
     watch()  # the live page from the start: readers see a running study (orchestrator/study_page.py)
+    plan: TrialPlan | None = None
     try:
-        with library_log(plan.directory), nullcontext() if local else ray_session(address):
+        with library_log(store.directory), nullcontext() if local else ray_session(address):
             if not local:
                 from orchestrator.ray_adapters import check_placement
 
                 check_placement(study.resources, joined=ray_env.joins_cluster(address))
-            prepared = prepare_stage(study, plan.space, runner=runner)
-            plan = adopt(plan, prepared)
+            prepared = prepare_stage(study, setup.space, runner=runner)
+            plan = trial_plan(setup, prepared)
+            plan.on_change, plan.halted = check, check.halted
             run_trials(plan, local, joined=ray_env.joins_cluster(address))
             check.raise_if_halted()
             # Inside the session: a stage after the trials may run Ray tasks (regular distillation).
-            finish_stage(study, prepared, plan.directory, store, runner=runner)
-            export_after_trials(study, prepared, plan.directory, store, runner=runner)
+            finish_stage(study, prepared, store.directory, store, runner=runner)
+            export_after_trials(study, prepared, store.directory, store, runner=runner)
     finally:
-        close_searcher(plan.searcher)
+        if plan is not None:
+            close_searcher(plan.searcher)
         store.mark_interrupted()
         watch.close()
-    summary = summarise(store.trials_frame(), study.objectives, study.constraints)
-    return RunOutcome(summary, plan.directory, max(study.budget.num_trials - finished_count(store), 0))
+    return outcome(study, store)
 
 
 def run_trials(plan: TrialPlan, local: bool, joined: bool = False) -> None:
