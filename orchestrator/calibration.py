@@ -37,8 +37,9 @@ class Calibration:
                 f"{s['top_k_overlap']:.2f} over {int(s['n'])} trials")
 
 
-def compare(rows: pd.DataFrame, metrics: Sequence[tuple[str, int]], top_k: int) -> dict[str, dict[str, float]]:
-    """Rank agreement of proxy and standalone values per (metric, sign): sign +1 when larger is better."""
+def compare(rows: pd.DataFrame, metrics: Sequence[tuple[str, float]], top_k: int) -> dict[str, dict[str, float]]:
+    """Rank agreement of proxy and standalone values per (metric, sign): `sign` turns a value into
+    minimise form, as `Objective.sign` does (+1 when smaller is better)."""
     from scipy.stats import kendalltau, spearmanr
 
     out: dict[str, dict[str, float]] = {}
@@ -49,22 +50,22 @@ def compare(rows: pd.DataFrame, metrics: Sequence[tuple[str, int]], top_k: int) 
         tau, tau_p = kendalltau(proxy, alone)
         rho, rho_p = spearmanr(proxy, alone)
         k = min(top_k, len(rows))
-        best_proxy = set(np.argsort(-sign * proxy)[:k])
-        best_alone = set(np.argsort(-sign * alone)[:k])
+        best_proxy = set(np.argsort(sign * proxy)[:k])
+        best_alone = set(np.argsort(sign * alone)[:k])
         out[metric] = {"kendall_tau": float(tau), "kendall_p": float(tau_p), "spearman_rho": float(rho),
                        "spearman_p": float(rho_p), "top_k": float(k),
                        "top_k_overlap": len(best_proxy & best_alone) / k, "n": float(len(rows))}
     return out
 
 
-def compared_metrics(study: Study, rows: pd.DataFrame) -> list[tuple[str, int]]:
+def compared_metrics(study: Study, rows: pd.DataFrame) -> list[tuple[str, float]]:
     """Metrics with both values, the study's objectives first (their sense), then the rest
     (`loss`-like names smaller-is-better)."""
     both = [c[len("standalone_"):] for c in rows.columns if c.startswith("standalone_") and c != "standalone_cost_s"
             and f"proxy_{c[len('standalone_'):]}" in rows.columns and rows[f"proxy_{c[len('standalone_'):]}"].notna().all()]
-    senses = {o.metric: (1 if o.mode == "max" else -1) for o in study.objectives.items}
-    ordered = [m for m in senses if m in both] + [m for m in both if m not in senses]
-    return [(m, senses.get(m, -1 if "loss" in m else 1)) for m in ordered]
+    signs = {o.metric: o.sign for o in study.objectives.items}
+    ordered = [m for m in signs if m in both] + [m for m in both if m not in signs]
+    return [(m, signs.get(m, 1.0 if "loss" in m else -1.0)) for m in ordered]
 
 
 def load_calibration(directory: Path) -> Calibration | None:

@@ -47,9 +47,8 @@ def knee_row(front: pd.DataFrame, objectives: Objectives) -> pd.Series:
     than every objective's reference value (e.g. above chance accuracy) when any is."""
     if len(front) == 0:
         raise ResultsError("the study has no finished trial with every objective; there is no front to export from")
-    points = np.column_stack([o.sign * front[metric_column(o.metric)].to_numpy(dtype=float) for o in objectives.items])
-    refs = np.array([o.sign * o.ref if o.ref is not None else np.inf for o in objectives.items])
-    useful = np.flatnonzero((points < refs).all(axis=1))
+    points = objectives.columns_to_minimise([front[metric_column(m)] for m in objectives.metrics])
+    useful = np.flatnonzero((points < objectives.ref_bounds()).all(axis=1))
     rows = useful if len(useful) else np.arange(len(points))
     return front.iloc[rows[knee_index(points[rows])]]
 

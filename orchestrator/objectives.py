@@ -1,7 +1,8 @@
 """Objectives and constraints, declared once.
 
-`Objectives.to_minimise` is the one place that turns reported metrics into a "minimise
-everything" vector; searchers, schedulers and Pareto code only ever see that form.
+`Objectives` is the one place that turns reported metrics into "minimise everything" form (a trial's
+metrics with `to_minimise`, a table's columns with `columns_to_minimise`, the reference values with
+`ref_point` / `ref_bounds`); searchers, schedulers, Pareto and export code only ever see that form.
 """
 from __future__ import annotations
 
@@ -48,10 +49,20 @@ class Objectives:
         """The metrics as a vector in which every objective is minimised."""
         return np.array([o.sign * float(metrics[o.metric]) for o in self.items], dtype=float)
 
+    def columns_to_minimise(self, columns: Sequence[Sequence[float] | np.ndarray]) -> np.ndarray:
+        """Minimise-form matrix (n, m) from one column of values per objective, in objective order."""
+        if len(columns) != len(self.items):
+            raise ValueError(f"expected one column per objective ({len(self.items)}), got {len(columns)}")
+        return np.column_stack([o.sign * np.asarray(c, dtype=float) for o, c in zip(self.items, columns)])
+
     def matrix(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         """Minimise-form matrix (n, m) of the rows that carry every objective."""
         kept = [self.to_minimise(r) for r in rows if self.has_values(r)]
         return np.array(kept, dtype=float).reshape(len(kept), len(self.items))
+
+    def ref_bounds(self) -> np.ndarray:
+        """The reference values in minimise form, +inf for an objective without one (any value counts)."""
+        return np.array([o.sign * o.ref if o.ref is not None else math.inf for o in self.items])
 
     def ref_point(self, points: np.ndarray | None = None) -> np.ndarray | None:
         """The reference point in minimise form. Missing entries are taken from `points`

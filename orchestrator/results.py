@@ -379,7 +379,7 @@ def summarise(trials: pd.DataFrame, objectives: Objectives, constraints: tuple[C
 
     if len(done) == 0:
         return Summary(counts, pd.DataFrame(columns=["trial_id", *cols]), None, [], None, meta)
-    points = np.column_stack([o.sign * done[c].to_numpy(dtype=float) for o, c in zip(objectives.items, cols)])
+    points = objectives.columns_to_minimise([done[c] for c in cols])
     mask = cache.front_mask(points) if cache is not None else non_dominated_mask(points)
     config_cols = [c for c in done.columns if c.startswith("config.")]
     shown = mask

@@ -29,7 +29,7 @@ def test_rank_agreement_and_top_k_overlap() -> None:
     rows = pd.DataFrame({"proxy_accuracy": [0.5, 0.6, 0.7, 0.8], "standalone_accuracy": [0.55, 0.65, 0.75, 0.85],
                          "proxy_loss": [0.9, 0.8, 0.7, 0.6], "standalone_loss": [0.6, 0.7, 0.8, 0.9],
                          "trial_id": ["a", "b", "c", "d"]})
-    stats = compare(rows, [("accuracy", 1), ("loss", -1)], top_k=2)
+    stats = compare(rows, [("accuracy", -1.0), ("loss", 1.0)], top_k=2)
     assert stats["accuracy"]["kendall_tau"] == pytest.approx(1.0) and stats["accuracy"]["top_k_overlap"] == 1.0
     assert stats["loss"]["kendall_tau"] == pytest.approx(-1.0) and stats["loss"]["top_k_overlap"] == 0.0
     assert stats["accuracy"]["spearman_rho"] == pytest.approx(1.0) and stats["accuracy"]["n"] == 4
