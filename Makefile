@@ -15,7 +15,7 @@ $(BIN)/python:
 # Reinstall when the dependency list or the pins change.
 $(STAMP): $(BIN)/python pyproject.toml constraints-cpu.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints-cpu.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints-cpu.txt -e '.[test,optuna]'
 	touch $(STAMP)
 
 install: $(STAMP)

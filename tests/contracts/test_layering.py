@@ -1,6 +1,6 @@
 """The house's boundaries (DESIGN.md §2), read from the import statements of every project module, those
 inside functions included: one module imports `ray.tune`, one imports Ax, trainers and search spaces
-know nothing of the orchestrator, cluster helpers neither, and no project modules import each other in
+know nothing of the orchestrator, cluster helpers neither, one module imports Optuna (an optional extra), and no project modules import each other in
 a circle. Each rule is also shown to catch a made-up violation, so the test cannot pass vacuously."""
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ TUNE_IMPORTERS = {"orchestrator.ray_adapters"}
 #: benchmarks that time Ray Tune itself, beside lmnas (they are scripts, not part of the package).
 TUNE_BENCHMARKS = {"benchmarks.overhead"}
 AX_IMPORTERS = {"orchestrator.searchers.ax_mobo"}
+#: the Optuna samplers behind our searcher interface (`lmnas[optuna]`): nothing else may need the extra.
+OPTUNA_IMPORTERS = {"orchestrator.searchers.optuna_samplers"}
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ RULES: dict[str, Callable[[Mapping[str, list[Import]]], list[str]]] = {
     "only the Tune adapter (and named benchmarks) import ray.tune":
         lambda imp: violations(imp, lambda m: True, "ray.tune", TUNE_IMPORTERS | TUNE_BENCHMARKS),
     "only the Ax searcher imports ax": lambda imp: violations(imp, lambda m: True, "ax", AX_IMPORTERS),
+    "only the Optuna searchers import optuna":
+        lambda imp: violations(imp, lambda m: True, "optuna", OPTUNA_IMPORTERS),
     "trainers import nothing from the orchestrator":
         lambda imp: violations(imp, lambda m: within(m, "trainers"), "orchestrator"),
     "search spaces import nothing from the orchestrator":
@@ -143,6 +147,7 @@ def test_each_rule_catches_a_violation() -> None:
     source = {
         "orchestrator.study": "def load():\n    from ray.tune import Tuner\n",
         "orchestrator.searchers.random": "import ax.service\n",
+        "orchestrator.searchers.local": "def f():\n    from optuna.samplers import TPESampler\n",
         "trainers.synthetic": "from orchestrator.errors import StudyError\n",
         "search_spaces.elm": "def f():\n    import orchestrator.pareto\n",
         "cluster.jobs": "from orchestrator import errors\n",

@@ -20,13 +20,14 @@ from tests.integration.test_cli_run import lmnas
 pytestmark = pytest.mark.integration
 
 
-def write_study(tmp_path: Path, name: str, trainer: dict, budget: dict) -> Path:
+def write_study(tmp_path: Path, name: str, trainer: dict, budget: dict, searcher: str = "random") -> Path:
     study = {
         "name": name,
         "storage": str(tmp_path / "runs"),
         "search_space": {"name": "synthetic", "options": {"num_dims": 3, "grid": 21}},
         "trainer": {"kind": "synthetic", "options": trainer},
         "objectives": [{"metric": "f1", "ref": 1.1}, {"metric": "f2", "ref": 11}],
+        "searcher": {"name": searcher, "options": {}},
         "budget": budget,
     }
     path = tmp_path / f"{name}.yaml"
@@ -42,13 +43,16 @@ def count_finished(directory: Path) -> int:
     return int(trials["status"].isin(["completed", "failed", "stopped"]).sum())
 
 
-@pytest.mark.parametrize(("sig", "after"), [(signal.SIGKILL, 1), (signal.SIGKILL, 4), (signal.SIGINT, 2)],
-                         ids=["kill-early", "kill-late", "ctrl-c"])
+@pytest.mark.parametrize(("sig", "after", "searcher"),
+                         [(signal.SIGKILL, 1, "random"), (signal.SIGKILL, 4, "random"), (signal.SIGINT, 2, "random"),
+                          # Optuna's journal lives in the searcher state: a killed TPE study continues it.
+                          (signal.SIGKILL, 3, "optuna_tpe")],
+                         ids=["kill-early", "kill-late", "ctrl-c", "kill-optuna-tpe"])
 def test_a_killed_study_resumes_without_losing_or_repeating_trials(
-    tmp_path: Path, ray_address: str, sig: signal.Signals, after: int
+    tmp_path: Path, ray_address: str, sig: signal.Signals, after: int, searcher: str
 ) -> None:
     path = write_study(tmp_path, "resumable", {"steps": 3, "step_seconds": 0.4},
-                       {"num_trials": 7, "max_concurrent": 2})
+                       {"num_trials": 7, "max_concurrent": 2}, searcher)
     directory = tmp_path / "runs" / "resumable"
     driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(path), "--address", ray_address],
                               cwd=tmp_path, env=ray_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -81,6 +85,19 @@ def test_a_killed_study_resumes_without_losing_or_repeating_trials(
     assert sorted(h[0] for h in state["history"]) == sorted(trials["trial_id"]) and not state["pending"]
     configs = {json.dumps(h[1], sort_keys=True) for h in state["history"]}
     assert len(configs) == 7  # no configuration evaluated twice
+    if searcher.startswith("optuna_"):  # Optuna's study: every trial told once, nothing left running
+        from orchestrator.objectives import Objective, Objectives
+        from orchestrator.searchers.optuna_samplers import OptunaTPESearcher
+        from search_spaces.synthetic import SyntheticSpace
+
+        optuna_searcher = OptunaTPESearcher(SyntheticSpace(num_dims=3, grid=21),
+                                            Objectives((Objective("f1", ref=1.1), Objective("f2", ref=11))))
+        optuna_searcher.load_state_dict(state)
+        handed = [t for t in optuna_searcher.optuna_trials() if "trial_id" in t.user_attrs]
+        assert all(t.state.name in ("COMPLETE", "FAIL") for t in optuna_searcher.optuna_trials())
+        told = {t.user_attrs["trial_id"]: t.values for t in handed if t.state.name == "COMPLETE"}
+        assert sorted(told) == sorted(trials["trial_id"])
+        assert all(told[r.trial_id] == [r.f1, r.f2] for r in trials.itertuples())
 
     done = lmnas("resume", str(directory), "--address", ray_address, cwd=tmp_path)
     assert done.returncode == 0 and "nothing to resume" in done.stderr
