@@ -39,6 +39,10 @@ SEARCHERS: dict[str, str] = {
     "morea": "orchestrator.searchers.morea:MOREASearcher",
     "nsga2": "orchestrator.searchers.nsga2:NSGA2Searcher",
     "ga": "orchestrator.searchers.ga:GASearcher",
+    "optuna_tpe": "orchestrator.searchers.optuna_samplers:OptunaTPESearcher",
+    "optuna_gp": "orchestrator.searchers.optuna_samplers:OptunaGPSearcher",
+    "optuna_nsga2": "orchestrator.searchers.optuna_samplers:OptunaNSGA2Searcher",
+    "optuna_random": "orchestrator.searchers.optuna_samplers:OptunaRandomSearcher",
 }
 
 SCHEDULERS: dict[str, str] = {
