@@ -2,28 +2,31 @@
 (autodistill.txt §3.3, §4.7 and Fig. 6: Flash Distillation is only a useful fidelity if its ranking
 of students by pre-training accuracy matches the ranking after thorough distillation.)
 
-    OMP_NUM_THREADS=1 nohup nice .venv/bin/python benchmarks/flash_fidelity.py > /tmp/flash_fidelity.log 2>&1 &
+    OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/flash_fidelity.py > /tmp/flash_fidelity.log 2>&1 &
     .venv/bin/python benchmarks/flash_fidelity.py --summary      # tables from the jsonl, nothing trained
 
 Everything comes from the study file (`--study`, default studies/autodistill.yaml): the space
 preset, the trainer's options (Flash Distillation's step counts, batch, held-out blocks, latency
 settings) and the objective ranked (its first objective, `mlm_accuracy`). Students: `--students`
 configurations spread over the space (the smallest, the largest, and the rest at evenly spaced
-FLOPs quantiles of a large random sample). For every seed in `--seeds` each student is
+size quantiles of 200 random ones), the same for every seed. For every seed in `--seeds` each student is
 Flash-distilled with the study's defaults and, from the same start, distilled `--factor` times
 longer with the same schedule (`regular_config`, the regular distillation after the search). Each
 finished (seed, student) appends one row to `--out` (jsonl), so a rerun continues where it stopped.
 
 Printed per seed: the Kendall tau (and p-value) of the flash ranking against the long one on the
 objective, and on held-out teacher agreement for comparison; the cost ratio (long / flash student
-seconds, the time spent getting the teacher's outputs left out of both). Once over the pool: the Spearman rho of quiet latency (the trainer's measurement, under
-the host lock) against analytic forward FLOPs, and the share of students with latency CV <= 5 %.
-The seed-to-seed tau of the flash ranking shows how much of the disagreement is training noise.
+seconds, the time spent getting the teacher's outputs left out of both). Once over the pool: the
+Spearman rho of quiet latency (the trainer's measurement, under the host lock) against forward
+FLOPs, and the share of measurements with latency CV <= 5 %. The seed-to-seed tau of each ranking
+shows how much of the disagreement is training noise. The summary is also written to `--results`.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -129,7 +132,8 @@ def measure_student(space: AutoDistillSpace, config: dict[str, Any], opts: Flash
 
 
 def name(config: dict[str, Any]) -> str:
-    return "_".join(str(config[k]) for k in BLOCK_KEYS) + (f"_x{config['num_blocks']}" if "num_blocks" in config else "")
+    depth = f"_x{config['num_blocks']}" if "num_blocks" in config else ""
+    return "_".join(str(config[k]) for k in BLOCK_KEYS) + depth
 
 
 def summary(rows: list[dict[str, Any]], metric: str, factor: float) -> list[str]:
@@ -189,15 +193,20 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "flash_fidelity.jsonl")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "flash_fidelity.txt",
+                        help="where the summary is written")
     parser.add_argument("--summary", action="store_true", help="print the tables of --out and train nothing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     space, opts, metric = load_study(args.study)
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
-    print(f"# {args.study.name}: ranking by {metric}; flash {opts.steps_per_block} steps per block + "
-          f"{opts.pretrain_steps} pre-training steps, long {args.factor:g}x; batch {opts.batch_size}, seq "
-          f"{opts.seq_len}, {opts.eval_blocks} held-out blocks; latency batch {opts.latency_batch}, seq "
-          f"{opts.latency_seq_len}, {opts.latency_repeats} repeats; {args.threads} thread(s)", flush=True)
+    depth = "/".join(map(str, space.values["num_blocks"]))
+    header = (f"# {args.study.name}: ranking by {metric}; flash {opts.steps_per_block} steps per block + "
+              f"{opts.pretrain_steps} pre-training steps, long {args.factor:g}x; {depth} blocks; "
+              f"batch {opts.batch_size}, seq {opts.seq_len}, {opts.eval_blocks} held-out blocks; latency batch "
+              f"{opts.latency_batch}, seq {opts.latency_seq_len}, {opts.latency_repeats} repeats under the host lock; "
+              f"{args.threads} thread(s)")
+    print(header, flush=True)
     if not args.summary:
         students = spread_students(space, args.students)
         teacher = shared_teacher(opts.teacher, "cpu")
@@ -212,7 +221,14 @@ def main() -> None:
                 with args.out.open("a") as out:
                     out.write(json.dumps(row) + "\n")
                 print(summary([row], metric, args.factor)[1], flush=True)
-    print("\n".join(summary(rows, metric, args.factor)))
+    lines = summary(rows, metric, args.factor)
+    print("\n".join(lines))
+    if rows:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        args.results.write_text(f"# OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/flash_fidelity.py "
+                                f"{' '.join(sys.argv[1:])}  ({time.strftime('%Y-%m-%d %H:%M')} UTC, 2-core CPU shared "
+                                f"with other work; load average now {load}; rows in {args.out.name})\n"
+                                f"{header}\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
