@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from orchestrator import registry
 from orchestrator.errors import LmnasError, ResultsError, StudyError
-from orchestrator.nds import epsilon_net_order
+from orchestrator.pareto import epsilon_net_order
 from orchestrator.plugins import trainer_module
 from orchestrator.results import FINISHED_STATUSES, ResultsStore, summarise
 from orchestrator.study import Study

@@ -25,6 +25,7 @@ import pandas as pd
 
 from orchestrator.errors import ResultsError
 from orchestrator.objectives import Constraint, Objectives, feasible
+from orchestrator.pareto import FrontCache, hypervolume_trace, non_dominated_mask
 
 TRIALS_FILE = "trials.parquet"
 REPORTS_FILE = "reports.parquet"
@@ -306,58 +307,6 @@ class Summary:
         }
 
 
-class FrontCache:
-    """The Pareto mask and hypervolume trace of the last points asked for, extended in place when the
-    next points begin with them (trials finish one after another, in end order), recomputed otherwise
-    (a new reference point, an earlier trial changed). Same values as `pareto.non_dominated_mask` and
-    `pareto.hypervolume_trace` (whose steps it repeats): the front of the old front and the new points
-    is the front of all points, and only a point entering the front changes the hypervolume."""
-
-    def __init__(self) -> None:
-        self.points = np.empty((0, 0))
-        self.front_index = np.zeros(0, dtype=int)
-        self.ref: np.ndarray | None = None
-        self.hv_front = np.empty((0, 0))
-        self.value = 0.0
-        self.trace: list[float] = []
-
-    def _extends(self, points: np.ndarray) -> int:
-        """How many leading points were seen last time (0 when the points do not begin with them)."""
-        n = len(self.points)
-        if self.points.shape[1:] == points.shape[1:] and len(points) >= n and np.array_equal(self.points, points[:n]):
-            return n
-        return 0
-
-    def front_mask(self, points: np.ndarray) -> np.ndarray:
-        from orchestrator.pareto import non_dominated_mask
-
-        n = self._extends(points)
-        if n == 0:
-            self.ref, self.trace = None, []
-        kept = self.front_index if n else np.zeros(0, dtype=int)
-        candidates = np.concatenate([kept, np.arange(n, len(points))])
-        self.front_index = candidates[non_dominated_mask(points[candidates])]
-        self.points = points.copy()
-        mask = np.zeros(len(points), dtype=bool)
-        mask[self.front_index] = True
-        return mask
-
-    def hypervolume_trace(self, points: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        """Call after `front_mask(points)`."""
-        from orchestrator.pareto import hypervolume
-
-        n = len(self.trace) if self.ref is not None and np.array_equal(self.ref, ref) else 0
-        if n == 0:
-            self.hv_front, self.value, self.trace = np.empty((0, len(ref))), 0.0, []
-        for p in points[n:]:
-            if np.all(p < ref) and not np.any(np.all(self.hv_front <= p, axis=1)):
-                self.hv_front = np.vstack([self.hv_front[~np.all(p <= self.hv_front, axis=1)], p])
-                self.value = hypervolume(self.hv_front, ref)
-            self.trace.append(self.value)
-        self.ref = ref.copy()
-        return np.array(self.trace)
-
-
 def summarise(trials: pd.DataFrame, objectives: Objectives, constraints: tuple[Constraint, ...] = (),
               cache: FrontCache | None = None) -> Summary:
     """Counts, the Pareto front of finished feasible trials, and the hypervolume trace (in end order);
@@ -373,10 +322,6 @@ def summarise(trials: pd.DataFrame, objectives: Objectives, constraints: tuple[C
     else:
         done = done.iloc[0:0]
     meta = [{"metric": o.metric, "mode": o.mode, "ref": o.ref} for o in objectives.items]
-    # Imported here: the Pareto code pulls in torch and BoTorch, which a trial worker (it imports this
-    # module through the Tune adapter) never needs; that import cost seconds and 300 MB per worker.
-    from orchestrator.pareto import hypervolume_trace, non_dominated_mask
-
     if len(done) == 0:
         return Summary(counts, pd.DataFrame(columns=["trial_id", *cols]), None, [], None, meta)
     points = objectives.columns_to_minimise([done[c] for c in cols])

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from orchestrator.nds import TIE_BREAKS, TieBreak, sort_order
+from orchestrator.pareto import TIE_BREAKS, TieBreak, sort_order
 from orchestrator.objectives import Objectives
 from orchestrator.schedulers.base import Decision, Scheduler
 

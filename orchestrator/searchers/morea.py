@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from orchestrator.nds import sort_order
+from orchestrator.pareto import sort_order
 from orchestrator.objectives import Constraint, Objectives
 from orchestrator.searchers.base import Finished
 from orchestrator.searchers.population import PopulationSearcher, check_int, check_probability

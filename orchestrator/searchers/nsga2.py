@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from orchestrator.nds import rank_and_crowding, sort_order
+from orchestrator.pareto import rank_and_crowding, sort_order
 from orchestrator.objectives import Constraint, Objectives
 from orchestrator.searchers.base import FINISHED, Finished
 from orchestrator.searchers.population import PopulationSearcher, check_int, check_probability

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from orchestrator.nds import (
+from orchestrator.pareto import (
     crowding_distance,
     dominates_matrix,
     epsilon_net_order,
