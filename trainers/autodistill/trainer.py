@@ -33,7 +33,7 @@ from search_spaces.autodistill import AutoDistillSpace, StudentArch
 from trainers.autodistill.embedding_init import init_embeddings_from_teacher
 from trainers.autodistill.finetune import FinetuneConfig, finetune_on_task
 from trainers.autodistill.student import Student
-from trainers.assets import lmnas_home
+from trainers.home import lmnas_home
 from trainers.data import load_data
 from trainers.distill.flash import FlashConfig, flash_distill
 from trainers.distill.teacher import Teacher, shared_teacher

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from search_spaces.elm import CHECKPOINT_META, ElmSpace
-from trainers.assets import lmnas_home
+from trainers.home import lmnas_home
 from trainers.data import load_model_dir
 from trainers.distill.teacher import Teacher
 from trainers.efficiency import device_for_worker

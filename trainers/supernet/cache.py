@@ -19,7 +19,8 @@ from typing import Any, Callable, Literal
 import torch
 
 from search_spaces.pruning import PruningSpace
-from trainers.assets import ASSETS, lmnas_home
+from trainers.assets import ASSETS
+from trainers.home import lmnas_home
 from trainers.data import looks_local
 from trainers.strategies import STRATEGIES, make_strategy, strategy_options
 from trainers.supernet.model import SuperNetwork
