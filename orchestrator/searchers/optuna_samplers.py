@@ -153,12 +153,38 @@ def constraint_values(constraints: Sequence[Constraint], metrics: Mapping[str, f
 
 #: sampler arguments the searcher sets itself (constraints reach the samplers with each trial).
 OWN_ARGUMENTS = ("seed", "constraints_func")
+#: the annotated types a study file can give a sampler argument (callables and objects it cannot).
+PLAIN_TYPES: dict[str, tuple[type, ...]] = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+SPOKEN = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "text"}
 
 
-def sampler_options(sampler_class: type) -> list[str]:
-    """The keyword arguments of an Optuna sampler a study may set."""
+def plain_types(parameter: inspect.Parameter) -> tuple[set[str], bool]:
+    """The plain types an argument is annotated with (from "int | None": {"int"}) and whether None is allowed."""
+    kinds = {k.strip() for k in str(parameter.annotation).split("|")}
+    return kinds - {"None"}, "None" in kinds
+
+
+def sampler_options(sampler_class: type) -> dict[str, inspect.Parameter]:
+    """The keyword arguments of an Optuna sampler a study may set: those of plain types."""
     params = inspect.signature(sampler_class).parameters.values()
-    return sorted(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in OWN_ARGUMENTS)
+    return {p.name: p for p in sorted(params, key=lambda p: p.name)
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in OWN_ARGUMENTS
+            and plain_types(p)[0] and plain_types(p)[0] <= set(PLAIN_TYPES)}
+
+
+def check_sampler_options(name: str, sampler_class: type, options: Mapping[str, Any]) -> None:
+    """Unknown arguments and values of the wrong type in one line (Optuna would take `multivariate: maybe`
+    as true); Optuna checks the rest of each value when the sampler is made."""
+    allowed = sampler_options(sampler_class)
+    for key, value in options.items():
+        if key not in allowed:
+            raise ValueError(f"unknown {name} option {key!r}; allowed: {', '.join(['max_repeats', *allowed])}")
+        kinds, optional = plain_types(allowed[key])
+        if value is None and optional:
+            continue
+        types = tuple(t for k in kinds for t in PLAIN_TYPES[k])
+        if not isinstance(value, types) or (isinstance(value, bool) and "bool" not in kinds):
+            raise ValueError(f"{name} option {key!r} must be {' or '.join(SPOKEN[k] for k in sorted(kinds))}, got {value!r}")
 
 
 class OptunaSearcher(Searcher):
@@ -185,10 +211,7 @@ class OptunaSearcher(Searcher):
         self.codec = OptunaCodec(space)
         if not self.codec.distributions:
             raise ValueError(f"search space {space.name!r} has a single configuration; there is nothing to search")
-        allowed = sampler_options(self.sampler_class)
-        unknown = sorted(set(self.opts.sampler) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown {self.name} option {unknown[0]!r}; allowed: {', '.join(['max_repeats', *allowed])}")
+        check_sampler_options(self.name, self.sampler_class, self.opts.sampler)
         self.make_sampler(0)  # a value the sampler refuses fails here, in `lmnas validate`
         #: suggest, complete and the background snapshot each see the journal and the book-keeping whole.
         self._lock = threading.RLock()

@@ -130,6 +130,10 @@ def test_options_reach_the_sampler_or_fail_in_one_line() -> None:
         OptunaTPESearcher(space, OBJECTIVES, restarts=2)
     with pytest.raises(ValueError, match="'max_repeats' must be an integer >= 1"):
         OptunaTPESearcher(space, OBJECTIVES, max_repeats=0)
+    with pytest.raises(ValueError, match="option 'multivariate' must be true or false, got 'maybe'"):
+        OptunaTPESearcher(space, OBJECTIVES, multivariate="maybe")
+    with pytest.raises(ValueError, match="unknown optuna_nsga2 option 'mutation'"):  # an object, not for a study file
+        OptunaNSGA2Searcher(space, OBJECTIVES, mutation="uniform")
     with pytest.raises(ValueError, match="population_size"):  # Optuna's own check of the value
         OptunaNSGA2Searcher(space, OBJECTIVES, population_size=1)
     searcher = OptunaTPESearcher(space, OBJECTIVES, multivariate=False, n_startup_trials=3)
