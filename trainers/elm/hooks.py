@@ -55,7 +55,8 @@ def elm_space(space: SearchSpace) -> ElmSpace:
 
 
 def searched_space(space: ElmSpace, checkpoint: str) -> ElmSpace:
-    """The study's space with the widths of the trained super-network (its cap and head counts kept)."""
+    """The study's space with the widths of the trained super-network (its cap, head counts and elastic
+    sizes kept; elastic sizes the super-network did not sample are refused)."""
     options: dict[str, Any] = {"checkpoint": checkpoint, "head_counts": list(space.head_counts),
                                "elastic": list(space.elastic)}
     if space.max_params is not None:
