@@ -2,7 +2,7 @@
 evolutionary search need to find k students that beat a fixed baseline student on both accuracy
 and latency.
 
-    nice .venv/bin/python benchmarks/autodistill_search.py                  # evaluates the pool once, then replays
+    nice .venv/bin/python benchmarks/autodistill_search.py                  # evaluates the pool once, then searches it
     nice .venv/bin/python benchmarks/autodistill_search.py --seeds 20 --k 3
 
 A fixed pool of students (every combination of two hidden sizes, two bottleneck sizes, two
@@ -11,9 +11,10 @@ students of 4 blocks; widen SPACE_OPTIONS for a larger pool, the cached rows are
 evaluated once with the `flash_distill` trainer, as a study's trials are
 (Flash Distillation from MiniLM-L6 on WikiText-2, a short fine-tune on movie reviews, latency at
 batch 1 on one thread), and cached in benchmarks/data/autodistill_pool.csv (with a .json sidecar
-holding the space and trainer options). The searchers are then replayed over the pool with the
-loop of benchmarks/search_efficiency.py, one trial at a time, each trial costing one unit; a
-searcher that has not found k winners when the pool is exhausted counts as "> pool size".
+holding the space and trainer options). Each searcher then runs as a study over the pool: the
+`tabular` trainer looks a student up in the cached table, on the in-process backend (`lmnas run
+--backend local`), one trial at a time, with as many trials as the pool has students; a searcher that
+has not found k winners by then counts as "> pool size".
 Objectives: accuracy (max) and latency_ms (min). The paper's baseline is MobileBERT; here it is
 a fixed member of the pool (`--baseline`).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,14 +32,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from orchestrator import registry
-from orchestrator.objectives import Objective, Objectives
-from search_efficiency import replay  # the shared replay loop (benchmarks/ is this script's folder)
+from orchestrator.run import run_study
+from orchestrator.study import parse_study
 from search_spaces.autodistill import AutoDistillSpace
 from trainers.autodistill import trainer as flash_trainer
 from trainers.autodistill.student import Student
 from trainers.contract import TrialContext
-from trainers.tabular import load_table
 
 POOL = Path(__file__).parent / "data" / "autodistill_pool.csv"
 SPACE_OPTIONS: dict[str, Any] = {"preset": "cpu", "hidden_size": [128, 256], "bottleneck_size": [32, 64],
@@ -56,7 +56,7 @@ RUNS: dict[str, dict[str, Any]] = {
     "nsga2": {"population": 8},
     "morea": {"population_size": 8, "sample_size": 3},
 }
-OBJECTIVES = Objectives((Objective("accuracy", "max", ref=0.5), Objective("latency_ms", "min")))
+OBJECTIVES = [{"metric": "accuracy", "mode": "max", "ref": 0.5}, {"metric": "latency_ms", "mode": "min"}]
 
 
 def evaluate_pool(path: Path, space: AutoDistillSpace) -> pd.DataFrame:
@@ -87,7 +87,7 @@ def remeasure_latency(path: Path, frame: pd.DataFrame, space: AutoDistillSpace) 
     opts = flash_trainer.FlashDistillOptions(**{**TRAINER_OPTIONS, "latency_repeats": 50})
     frame = frame.copy()
     for i, row in frame.iterrows():
-        student = Student(space.arch({k: int(row[k]) for k in KEYS}))
+        student = Student(space.architecture({k: int(row[k]) for k in KEYS}))
         frame.loc[i, "latency_ms"] = float(flash_trainer.student_latency(student, opts)["latency_ms"])
     frame.to_csv(path, index=False)
     return frame
@@ -97,12 +97,27 @@ def name(config: dict[str, Any]) -> str:
     return "_".join(str(int(config[k])) for k in KEYS)
 
 
-def trials_to_k(points: list[list[float]], baseline: tuple[float, float], k: int) -> int | None:
+def search(pool: Path, searcher: str, options: dict[str, Any], seed: int, trials: int,
+           storage: Path) -> list[tuple[float, float]]:
+    """(accuracy, latency_ms) of each trial of one search over the pool, in the order they ended."""
+    study = parse_study({
+        "name": f"{searcher}-{seed}", "storage": str(storage), "seed": seed,
+        "search_space": {"name": "autodistill", "options": SPACE_OPTIONS},
+        "trainer": {"kind": "tabular", "options": {"table": str(pool.resolve())}},
+        "objectives": OBJECTIVES, "searcher": {"name": searcher, "options": options},
+        "budget": {"num_trials": trials},
+    })
+    done = run_study(study, progress=False, backend="local").trials.sort_values("ended_at")
+    done = done[done["status"] == "completed"]
+    return list(zip(done["accuracy"].astype(float), done["latency_ms"].astype(float)))
+
+
+def trials_to_k(points: list[tuple[float, float]], baseline: tuple[float, float], k: int) -> int | None:
     """1-based count of completed trials when the k-th distinct winner appeared (None: never)."""
     seen: set[tuple[float, float]] = set()
-    for i, (neg_accuracy, latency) in enumerate(points, start=1):
-        if -neg_accuracy > baseline[0] and latency < baseline[1]:
-            seen.add((neg_accuracy, latency))
+    for i, (accuracy, latency) in enumerate(points, start=1):
+        if accuracy > baseline[0] and latency < baseline[1]:
+            seen.add((accuracy, latency))
             if len(seen) == k:
                 return i
     return None
@@ -132,16 +147,15 @@ def main() -> None:
           f"k = {args.k}; {args.seeds} seeds")
     if len(winners) < args.k:
         parser.error(f"only {len(winners)} pool members beat the baseline; choose a lower --k or another --baseline")
-    table = load_table(args.pool, space)
     budget = len(frame)
     results: dict[str, list[int | None]] = {}
-    for label, options in RUNS.items():
-        counts = []
-        for seed in range(args.seeds):
-            searcher = registry.searchers.load(label)(space, OBJECTIVES, (), seed, **options)
-            run = replay(table, searcher, None, OBJECTIVES, budget, workers=1)
-            counts.append(trials_to_k(run.points, (float(base["accuracy"]), float(base["latency_ms"])), args.k))
-        results[label] = counts
+    with tempfile.TemporaryDirectory() as storage:
+        for label, options in RUNS.items():
+            counts = []
+            for seed in range(args.seeds):
+                points = search(args.pool, label, options, seed, budget, Path(storage))
+                counts.append(trials_to_k(points, (float(base["accuracy"]), float(base["latency_ms"])), args.k))
+            results[label] = counts
     print(f"\ntrials to find {args.k} students beating the baseline on accuracy and latency (pool {budget}; "
           f"'>' = not found before the pool ran out)")
     random_mean = mean_trials(results["random"], budget)
