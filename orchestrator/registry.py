@@ -35,6 +35,7 @@ TRAINERS: dict[str, str] = {
 SEARCHERS: dict[str, str] = {
     "random": "orchestrator.searchers.random:RandomSearcher",
     "ax_mobo": "orchestrator.searchers.ax_mobo:AxMoboSearcher",
+    "botorch_mobo": "orchestrator.searchers.botorch_mobo:BotorchMoboSearcher",
     "local": "orchestrator.searchers.local:LocalSearcher",
     "morea": "orchestrator.searchers.morea:MOREASearcher",
     "nsga2": "orchestrator.searchers.nsga2:NSGA2Searcher",

@@ -1,0 +1,36 @@
+"""Options of the BoTorch multi-objective searcher (`botorch_mobo`), validated on construction.
+
+Kept apart from `botorch_mobo.py` so a study can be checked without importing torch or BoTorch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BotorchMoboOptions:
+    #: random trials before the model takes over; None = min(2 * (d + 1), 10).
+    num_initial: int | None = None
+    #: random configurations scored by the acquisition for each suggestion.
+    num_candidates: int = 512
+    #: mutations of each Pareto-optimal configuration scored beside them (local refinement).
+    mutations_per_front_point: int = 32
+    #: quasi-Monte-Carlo samples of the posterior in the acquisition.
+    mc_samples: int = 32
+    #: torch intra-op threads while fitting and scoring; 0 leaves torch's setting alone.
+    torch_threads: int = 1
+    #: model the metrics the space computes (parameters, FLOPs) with GPs too, as if measured (an ablation).
+    model_known: bool = False
+
+    def __post_init__(self) -> None:
+        lows = {"num_candidates": 1, "mutations_per_front_point": 0, "mc_samples": 1, "torch_threads": 0}
+        for field, low in lows.items():
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"botorch_mobo option '{field}' must be an integer >= {low}, got {value!r}")
+        if not isinstance(self.model_known, bool):
+            raise ValueError(f"botorch_mobo option 'model_known' must be true or false, got {self.model_known!r}")
+        if self.num_initial is not None and (
+            not isinstance(self.num_initial, int) or isinstance(self.num_initial, bool) or self.num_initial < 1
+        ):
+            raise ValueError(f"botorch_mobo option 'num_initial' must be an integer >= 1 or null, got {self.num_initial!r}")
