@@ -63,7 +63,7 @@ def load_study(path: Path) -> tuple[AutoDistillSpace, FlashDistillOptions, str]:
 
 def forward_flops(space: AutoDistillSpace, config: dict[str, Any], opts: FlashDistillOptions) -> int:
     """FLOPs of one forward at the latency measurement's batch and sequence length."""
-    student = Student(space.arch(config))
+    student = Student(space.architecture(config))
     inputs = token_inputs(student.arch.vocab_size)(opts.latency_batch, opts.latency_seq_len, torch.device("cpu"))
     return count_flops(student, inputs)
 
@@ -103,7 +103,7 @@ def distil(space: AutoDistillSpace, config: dict[str, Any], opts: FlashDistillOp
     """Final metrics and student seconds (teacher outputs not counted) of one distillation (`factor` 1:
     the study's Flash Distillation, its teacher outputs from the study's table; the long run asks the
     live teacher, as regular distillation does: a table 10x larger would fill memory)."""
-    arch = space.arch(config)
+    arch = space.architecture(config)
     teacher = shared_teacher(opts.teacher, "cpu")
     flash = opts.flash_config()
     schedule = flash if factor == 1 else regular_config(flash, factor)
@@ -122,7 +122,7 @@ def distil(space: AutoDistillSpace, config: dict[str, Any], opts: FlashDistillOp
 def measure_student(space: AutoDistillSpace, config: dict[str, Any], opts: FlashDistillOptions, metric: str,
                     factor: float, seed: int, blocks: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
     """One jsonl row: flash and long metrics, their costs, latency and FLOPs of one student."""
-    latency = student_latency(Student(space.arch(config)), opts)
+    latency = student_latency(Student(space.architecture(config)), opts)
     short, short_s = distil(space, config, opts, 1.0, seed, blocks)
     long, long_s = distil(space, config, opts, factor, seed, blocks)
     return {"seed": seed, "config": config, "metric": metric, "flash": short, "long": long,

@@ -45,7 +45,7 @@ VARIANTS: dict[str, dict[str, object]] = {
 def run(space: AutoDistillSpace, config_name: str, which: str, opts: FlashDistillOptions, targets: TeacherTargets,
         blocks: tuple[torch.Tensor, torch.Tensor]) -> tuple[list[dict[str, float]], float]:
     config = replace(opts.flash_config(), **VARIANTS[which])  # type: ignore[arg-type]
-    arch = space.arch(getattr(space, config_name)())
+    arch = space.architecture(getattr(space, config_name)())
     torch.manual_seed(0)
     student = Student(arch)
     init_embeddings_from_teacher(student, targets.teacher.embedding_tables())
@@ -67,7 +67,7 @@ def main() -> None:
     space = AutoDistillSpace(preset=args.preset)
     teacher = shared_teacher(opts.teacher, "cpu")
     blocks = corpus_blocks(opts, teacher, 0)
-    targets = TeacherTargets(teacher, teacher_cache_file(opts, space.arch(space.smallest()), 0))
+    targets = TeacherTargets(teacher, teacher_cache_file(opts, space.architecture(space.smallest()), 0))
     print(f"settings: {FlashConfig.__name__} defaults except the variant's; {opts.steps_per_block} steps per block, "
           f"{opts.pretrain_steps} pre-training steps, batch {opts.batch_size}, {opts.eval_blocks} held-out blocks")
     rows = []

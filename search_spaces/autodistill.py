@@ -161,7 +161,7 @@ class AutoDistillSpace(SearchSpace):
             opts[key] = getattr(self, key)
         return opts
 
-    def arch(self, config: Mapping[str, Any]) -> StudentArch:
+    def architecture(self, config: Mapping[str, Any]) -> StudentArch:
         """The buildable student of a configuration (raises InvalidArchitectureError)."""
         unknown = sorted(set(config) - {d.name for d in self.dims})
         missing = [d.name for d in self.dims if d.name not in config]
@@ -180,11 +180,11 @@ class AutoDistillSpace(SearchSpace):
 
     def check(self, config: Mapping[str, Any]) -> None:
         # Buildability first, so a student that cannot exist gets the specific reason, not a range error.
-        self.arch(config)
+        self.architecture(config)
         super().check(config)
 
     def metrics(self, config: Mapping[str, Any]) -> dict[str, float]:
-        return {k: float(v) for k, v in count_params(self.arch(config)).items()}
+        return {k: float(v) for k, v in count_params(self.architecture(config)).items()}
 
     def smallest(self) -> dict[str, Any]:
         return self._extreme_config(min)

@@ -68,6 +68,12 @@ class SearchSpace(ABC):
         self.check(config)
         return {d.name: to_python(config[d.name]) for d in self.dims}
 
+    def architecture(self, config: Mapping[str, Any]) -> Any:
+        """What a trainer builds from `config` (a pruning space's `SubNetwork`, the ELM space's
+        `ElmArch`, ...), after checking it; a space whose configuration is the whole description of
+        its network (the synthetic one) returns it normalised."""
+        return self.normalise(config)
+
     def network_key(self, config: Mapping[str, Any]) -> str:
         """The identity of the network a configuration builds: configurations with equal keys are
         the same network, so one evaluation serves them all. Spaces whose different configurations

@@ -129,3 +129,12 @@ def test_a_network_key_identifies_the_network(space: SearchSpace) -> None:
         assert key == space.network_key(space.normalise(dict(reversed(list(config.items())))))
         assert by_key.setdefault(key, space.metrics(config)) == space.metrics(config)
     assert len(by_key) > 1
+
+
+def test_every_space_builds_what_a_configuration_describes(space: SearchSpace) -> None:
+    """`architecture` is on every space (what a trainer builds; the configuration itself where that is
+    all there is to build): the same for a configuration and its normalised copy, refused when bad."""
+    for config in samples(space):
+        assert space.architecture(config) == space.architecture(space.normalise(dict(reversed(list(config.items())))))
+    with pytest.raises(InvalidArchitectureError):
+        space.architecture({**samples(space)[0], "no_such_dimension": 1})

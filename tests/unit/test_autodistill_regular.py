@@ -102,7 +102,7 @@ print(type(model).__name__)
 
 def test_regular_distill_writes_encoder_and_task_models(teacher_dir: Path, tmp_path: Path) -> None:
     opts = FlashDistillOptions(**tiny_options(teacher_dir, tmp_path))  # type: ignore[arg-type]
-    arch = tiny_space(teacher_dir).arch(tiny_space(teacher_dir).smallest())
+    arch = tiny_space(teacher_dir).architecture(tiny_space(teacher_dir).smallest())
     lines: list[str] = []
     rows = regular_distill(arch, opts, 0, tmp_path / "out", lines.append)
     assert len(rows) == 1 and 0.0 <= rows[0]["accuracy"] <= 1.0
@@ -124,7 +124,7 @@ def test_calibrate_scores_the_trial_after_regular_distillation(teacher_dir: Path
                        run_task=run_in_process())
     got = trainers.load("flash_distill").calibrate(ctx, trial)
     # The same student, seed and 3x schedule as the study's regular distillation, under the trial's metric names.
-    rows = regular_distill(space.arch(space.smallest()), FlashDistillOptions(**options), 0,  # type: ignore[arg-type]
+    rows = regular_distill(space.architecture(space.smallest()), FlashDistillOptions(**options), 0,  # type: ignore[arg-type]
                            tmp_path / "out", print)
     assert got == {"mlm_accuracy": rows[0]["mlm_accuracy"], "agreement": rows[0]["agreement"]}  # no probe: no task
     assert rows[0]["distill_steps"] == 9 and any(line.startswith("t7 stage 3 step 9") for line in lines)

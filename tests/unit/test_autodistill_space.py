@@ -35,7 +35,7 @@ def test_analytic_params_equal_built_student(preset: str) -> None:
     rng = np.random.default_rng(0)
     configs = [space.smallest(), space.largest()] + [space.sample(rng) for _ in range(3)]
     for config in configs:
-        built = count_params(Student(space.arch(config))).as_metrics()
+        built = count_params(Student(space.architecture(config))).as_metrics()
         assert space.metrics(config) == built, config
 
 
@@ -79,7 +79,7 @@ def test_keys_and_ranges_are_checked() -> None:
 def test_num_blocks_list_becomes_a_dimension_and_options_rebuild_the_space() -> None:
     space = AutoDistillSpace(preset="cpu", num_blocks=[2, 4], hidden_size=[64, 128], **SMALL_TABLES)
     assert space.dims[-1].name == "num_blocks"
-    assert space.arch({**space.smallest()}).num_blocks == 2
+    assert space.architecture({**space.smallest()}).num_blocks == 2
     assert type(space)(**space.options()) == space
     fixed = AutoDistillSpace(num_blocks=3)
     assert fixed.options()["num_blocks"] == 3 and type(fixed)(**fixed.options()) == fixed

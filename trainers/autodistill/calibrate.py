@@ -24,7 +24,7 @@ def distil_trial(ctx: StageContext, trial: FinishedTrial, opts: FlashDistillOpti
     probe accuracy when the study fine-tunes one), under the trial's own metric names."""
     if not isinstance(ctx.space, AutoDistillSpace):
         raise TrainerError(f"the flash_distill trainer needs the 'autodistill' search space, got {ctx.space.name!r}")
-    arch = ctx.space.arch(ctx.space.normalise(trial.config))
+    arch = ctx.space.architecture(ctx.space.normalise(trial.config))
     long = distil_long(arch, opts, ctx.seed, lambda line: ctx.log(f"{trial.trial_id} {line}"))
     metrics = {name: long.metrics[name] for name in SCORES if name in long.metrics}
     if opts.task is not None:

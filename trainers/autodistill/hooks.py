@@ -50,7 +50,7 @@ def distil_students(ctx: StageContext, opts: FlashDistillOptions) -> Path | None
         config = ctx.space.normalise(trial.config)
         ctx.log(f"regular distillation of {trial.trial_id} {config}")
         out = ctx.directory / DISTILLED_DIR / trial.trial_id
-        results = ctx.run_task(distil_one, (ctx.space.arch(config), opts, ctx.seed, str(out), trial.trial_id),
+        results = ctx.run_task(distil_one, (ctx.space.architecture(config), opts, ctx.seed, str(out), trial.trial_id),
                                "regular distillation")
         flash = {f"flash_{m}" if m in results[0] else m: trial.metrics[m] for m in TRIAL_METRICS if m in trial.metrics}
         frame = pd.DataFrame([{"trial_id": trial.trial_id, **{f"config.{k}": v for k, v in config.items()}, **flash, **r}

@@ -127,7 +127,7 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
     opts = build_options(FlashDistillOptions, ctx.options)
     if not isinstance(ctx.space, AutoDistillSpace):
         raise TrainerError(f"the flash_distill trainer needs the 'autodistill' search space, got {ctx.space.name!r}")
-    arch = ctx.space.arch(ctx.arch)  # an unbuildable student fails here, before anything is loaded
+    arch = ctx.space.architecture(ctx.arch)  # an unbuildable student fails here, before anything is loaded
     device = device_for_worker() if opts.device == "auto" else torch.device(opts.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainerError("option 'device' is 'cuda' but this worker has no CUDA device")
