@@ -8,11 +8,12 @@ For each seed it runs Algorithm 2 at a small scale for three super-networks that
 
 Each is pre-trained on WikiText-2 by distillation from MiniLM-L6 and fine-tuned on movie reviews
 (`trainers/elm/stage.py`); NSGA-II (crossover 1.0, mutation 0.1) searches it under one parameter
-cap by validation accuracy on the shared weights; the most accurate candidate is retrained
-(distillation on WikiText-2, then fine-tuning) and scored on the movie-review test split
-(`trainers/elm/final.py`). The ELM model is retrained twice: with CKA head search (Algorithm 1) and
-with the searched head counts kept (Table VI's dagger; heads move no parameters, so both have equal
-size). All variants search under the same cap, but each keeps its most accurate candidate, not its
+cap by validation accuracy on the shared weights, as an `elm_subnet` study on the in-process backend
+(`lmnas run --backend local`); the study's stage after the trials retrains the most accurate
+candidate (head search, distillation on WikiText-2, then fine-tuning) and scores it on the
+movie-review test split (`trainers/elm/final.py`). The ELM model is retrained a second time with the
+searched head counts kept (Table VI's dagger; heads move no parameters, so both have equal size).
+All variants search under the same cap, but each keeps its most accurate candidate, not its
 largest, so their sizes differ: the table prints them next to the accuracies.
 
 Measured at CPU scale, one seed (benchmarks/results/elm_ablations.txt): Pearson losses make the
@@ -38,24 +39,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from orchestrator.objectives import Objective, Objectives
-from orchestrator.searchers.base import FINISHED
-from orchestrator.searchers.nsga2 import NSGA2Searcher
+from orchestrator.run import run_study
+from orchestrator.study import parse_study
 from search_spaces.base import Config
 from search_spaces.elm import BLOCK_KINDS, ElmSpace
 from trainers.autodistill.student import padding_bias
-from trainers.elm import trainer
 from trainers.elm.checkpoint import load_checkpoint
 from trainers.elm.final import retrain_and_evaluate
+from trainers.elm.hooks import FINAL_TABLE, searched_space
 from trainers.elm.options import ElmSubnetOptions
 from trainers.elm.pretrain import corpus_blocks
 from trainers.elm.stage import ensure_supernet
 from trainers.elm.supernet import ElmSuperNet
-from trainers.contract import TrialContext
-from trainers.elm.hooks import searched_space
 
 VARIANTS = {"pearson": {"loss": "pearson"}, "classic": {"loss": "classic"},
             "fixed": {"loss": "pearson", "ffn_init": "input"}}
@@ -79,25 +78,29 @@ def block_similarity(supernet: ElmSuperNet, ids: torch.Tensor) -> list[float]:
     return out
 
 
-def search(space: ElmSpace, options: dict[str, Any], trials: int, population: int, seed: int) -> Config:
-    """NSGA-II in this process (accuracy up, params down); the most accurate configuration scored."""
-    objectives = Objectives((Objective("accuracy", "max"), Objective("params_non_embedding", "min")))
-    searcher = NSGA2Searcher(space, objectives, seed=seed, population=population, crossover_probability=1.0,
-                             mutation_probability=0.1)
-    best: tuple[float, Config] = (-1.0, {})
-    for i in range(trials):
-        config = searcher.suggest(f"t{i}")
-        if config is None or config is FINISHED:
-            break
-        metrics = trainer.train(TrialContext(f"t{i}", dict(config), space, options, seed), lambda m: None)
-        searcher.on_trial_complete(f"t{i}", metrics)
-        best = max(best, (float(metrics["accuracy"]), dict(config)), key=lambda b: b[0])
-    return best[1]
+def search_and_retrain(space: dict[str, Any], options: dict[str, Any], trials: int, population: int, seed: int,
+                       storage: Path, name: str) -> tuple[dict[str, float], Config]:
+    """An NSGA-II study (accuracy up, params down) over the trained super-network `options` names, in
+    this process; (the retrained most accurate candidate's test row, that candidate's configuration)."""
+    study = parse_study({
+        "name": name, "storage": str(storage), "seed": seed,
+        "search_space": {"name": "elm", "options": space},
+        "trainer": {"kind": "elm_subnet", "options": options},
+        "objectives": [{"metric": "accuracy", "mode": "max"}, {"metric": "params_non_embedding", "mode": "min"}],
+        "searcher": {"name": "nsga2", "options": {"population": population, "crossover_probability": 1.0,
+                                                  "mutation_probability": 0.1}},
+        "budget": {"num_trials": trials},
+    })
+    outcome = run_study(study, progress=False, backend="local")
+    (row,) = pd.read_parquet(outcome.directory / f"{FINAL_TABLE}.parquet").to_dict("records")
+    trials_by_id = outcome.trials.set_index("trial_id")
+    config = {c[len("config."):]: v for c, v in trials_by_id.loc[row["trial_id"]].items() if c.startswith("config.")}
+    return row, config
 
 
 def run_seed(args: argparse.Namespace, seed: int, cache: Path, valid: torch.Tensor) -> dict[str, dict[str, float]]:
-    space = ElmSpace(num_layers=args.layers, hidden_size=args.hidden, num_heads=args.heads, max_params=args.cap,
-                     cap_metric="params_non_embedding")
+    cap = {"max_params": args.cap, "cap_metric": "params_non_embedding"}
+    space = ElmSpace(num_layers=args.layers, hidden_size=args.hidden, num_heads=args.heads, **cap)
     rows: dict[str, dict[str, float]] = {}
     for variant, change in VARIANTS.items():
         base = dict(teacher=args.teacher, corpus="wikitext2", seq_len=args.seq_len, corpus_blocks=args.corpus_blocks,
@@ -109,14 +112,16 @@ def run_seed(args: argparse.Namespace, seed: int, cache: Path, valid: torch.Tens
         options = {**base, **change}
         start = time.perf_counter()
         folder = ensure_supernet(ElmSubnetOptions(**options), space, seed, lambda line: None)
-        searched = searched_space(space, str(folder))
-        config = search(searched, {**options, "checkpoint": str(folder)}, args.trials, args.population, seed)
-        opts = ElmSubnetOptions(**{**options, "checkpoint": str(folder)})
-        arch = searched.architecture(config)
-        kinds = [("", True)] + ([("-no-heads", False)] if variant == "pearson" else [])
-        for suffix, heads in kinds:
-            (row,) = retrain_and_evaluate(opts, str(folder), arch, None, seed, lambda line: None, head_search=heads)
-            rows[variant + suffix] = {"accuracy": row["accuracy"], "params": row["params_non_embedding"]}
+        options["checkpoint"] = str(folder)
+        row, config = search_and_retrain({**cap, "checkpoint": str(folder)}, options, args.trials, args.population,
+                                         seed, cache / "studies", f"{variant}-{seed}")
+        rows[variant] = {"accuracy": row["accuracy"], "params": row["params_non_embedding"]}
+        if variant == "pearson":
+            searched = searched_space(space, str(folder))
+            arch = searched.architecture(searched.normalise(config))
+            (row,) = retrain_and_evaluate(ElmSubnetOptions(**options), str(folder), arch, None, seed, lambda line: None,
+                                          head_search=False)
+            rows["pearson-no-heads"] = {"accuracy": row["accuracy"], "params": row["params_non_embedding"]}
         if variant in ("pearson", "classic"):
             rows[variant]["similarity"] = float(np.mean(block_similarity(load_checkpoint(folder).supernet, valid)))
         print(f"seed {seed} {variant:8s} {time.perf_counter() - start:5.0f} s  "
