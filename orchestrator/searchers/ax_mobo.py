@@ -261,7 +261,6 @@ class AxMoboSearcher(Searcher):
             self._apply,
             queue_size=self.opts.queue_size,
             batch_size=self.opts.batch_size,
-            max_batch_size=self.opts.max_batch_size,
             background=self.opts.background,
             name="ax-mobo-suggestions",
         )

@@ -6,9 +6,9 @@ small queue of ready suggestions filled by a background thread: `take` answers a
 ready item or None ("not ready yet"), and results posted by the driver are applied by the
 same thread before the next batch is produced, so the driver never waits on the model.
 
-The batch grows with the demand: when more callers wait than `batch_size`, one batch serves up
-to `max_batch_size` of them, since one model fit for many candidates costs less per candidate than
-several small fits (benchmarks/results/scale.txt: ax_mobo with 64 workers waiting).
+Callers who ask while a batch is being made still wait when it lands and size the next batch
+(at most `batch_size`); a batch sized by all waiting callers was tried and dropped: ax_mobo's joint
+acquisition costs as much per candidate at 32 as at 4 (benchmarks/results/scale.txt).
 
 Two locks: `_cond` guards the queues (held for microseconds by both threads); `_work` guards
 the producer's own state (held by the background thread while it produces, by the driver
@@ -38,7 +38,6 @@ class SuggestionPump(Generic[Item, Event]):
     `produce(n)` returns up to n new items (it may return fewer) or raises `Exhausted`;
     `apply(event)` records one result. Both are only ever called with the work lock held.
     With `background=False` everything runs in the caller's thread (deterministic, for tests).
-    `max_batch_size` (None: `batch_size`) is the most one batch holds when many callers wait.
     """
 
     def __init__(
@@ -49,18 +48,14 @@ class SuggestionPump(Generic[Item, Event]):
         queue_size: int,
         batch_size: int,
         background: bool,
-        max_batch_size: int | None = None,
         name: str = "suggestion-pump",
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError(f"queue_size and batch_size must be >= 1, got {queue_size}, {batch_size}")
-        if max_batch_size is not None and max_batch_size < batch_size:
-            raise ValueError(f"max_batch_size must be >= batch_size ({batch_size}) or None, got {max_batch_size}")
         self._produce = produce
         self._apply = apply
         self.queue_size = queue_size
         self.batch_size = batch_size
-        self.max_batch_size = max_batch_size if max_batch_size is not None else batch_size
         self.background = background
         self._name = name
         self._work = threading.RLock()
@@ -149,9 +144,7 @@ class SuggestionPump(Generic[Item, Event]):
         """How many items the next batch should hold (called with `_cond` held)."""
         if self._finished:
             return 0
-        # Many callers waiting (a study's start, a wave of trials ending) make one larger batch.
-        cap = max(self.batch_size, min(self.max_batch_size, len(self._waiting)))
-        return max(0, min(cap, self.queue_size + len(self._waiting) - len(self._ready)))
+        return max(0, min(self.batch_size, self.queue_size + len(self._waiting) - len(self._ready)))
 
     def _loop(self) -> None:
         while True:

@@ -90,8 +90,6 @@ def test_options_are_validated() -> None:
         AxMoboSearcher(space, OBJECTIVES, background="yes")
     with pytest.raises(ValueError, match="unknown ax_mobo options"):
         AxMoboSearcher(space, OBJECTIVES, restarts=2)
-    with pytest.raises(ValueError, match=r"'max_batch_size' must be an integer >= 'batch_size' \(4\)"):
-        AxMoboSearcher(space, OBJECTIVES, max_batch_size=2)
 
 
 def test_proposals_respect_the_space_and_analytic_constraints() -> None:
