@@ -1,6 +1,7 @@
 """Trials in flight at scale: driver cost per trial, zero-cost throughput, ax_mobo with many workers (issue 12, item 6).
 
     nice .venv/bin/python benchmarks/scale.py                 # everything; 256 in flight needs ~26 GiB for its workers
+                                                              # (~103 MB PSS each: Ray's worker and Ray Tune's imports)
     .venv/bin/python benchmarks/scale.py --quick              # a smoke run: 1-3 minutes on 2 cores
     .venv/bin/python benchmarks/scale.py --parts throughput   # one part only (store, throughput, inflight, ax)
 
@@ -20,11 +21,12 @@ own cost, not the trainers'.
    256: the driver's CPU seconds per trial (time.process_time() of this process around the study: the
    Tune loop, our callbacks, the results store, the searcher), Ray's own processes' CPU (GCS, raylet),
    the wall time against the ideal (two waves of sleeps), and the number of trials RUNNING over time,
-   from trials.parquet's start and end times: the peak, and the mean over the study.
+   from trials.parquet's start and end times: the peak, and the mean over the study; trials/s of the
+   study, and what one trial's worker holds (USS) and which heavy libraries it loaded.
 3. ax_mobo with many workers: the searcher alone (no Ray), fed `--ax-observations` completed
    observations, then asked for suggestions while 64 / 256 trials are pending, as the runner asks:
-   the wall time to fill the pump for that many waiting workers (`background=False`, one batch of
-   `batch_size` per model fit), and the time per suggestion. A searcher keeps W workers busy on
+   the wall time to fill the pump for that many waiting workers (background pump, one batch of
+   `batch_size` per model fit), and the time (wall and CPU) per suggestion. A searcher keeps W workers busy on
    trials of T seconds only if one suggestion takes at most T / W.
 
 Each measurement is repeated (`--repeats`) and reported as the median and the spread (min-max).
@@ -84,10 +86,15 @@ def ray_cpu_seconds() -> float:
 
 class WorkerMemory:
     """Samples, every `every_s` in a thread, the Ray worker processes of this node and their memory
-    (PSS: shared pages counted once across processes); keeps the peaks."""
+    (PSS: shared pages counted once across processes); keeps the peaks, and which of the heavy
+    libraries (`HEAVY`) a trial's worker has loaded, with its private memory (USS)."""
+
+    #: libraries whose presence in a worker's memory map explains its size.
+    HEAVY = ("torch", "transformers", "botorch", "scipy", "sklearn", "pandas", "arrow", "numpy")
 
     def __init__(self, every_s: float = 2.0) -> None:
         self.every_s, self.peak_workers, self.peak_pss_mb = every_s, 0, 0.0
+        self.trial_worker_uss_mb, self.trial_worker_libs = 0.0, ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -110,10 +117,20 @@ class WorkerMemory:
                     cmd = " ".join(proc.cmdline())
                     if "default_worker.py" in cmd or (cmd.startswith("ray::") and "Agent" not in cmd):
                         workers += 1
-                        pss += proc.memory_full_info().pss / 2**20
+                        info = proc.memory_full_info()
+                        pss += info.pss / 2**20
+                        if ".train" in cmd and not self.trial_worker_libs:
+                            self.trial_worker_uss_mb, self.trial_worker_libs = info.uss / 2**20, heavy_libraries(proc)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
             self.peak_workers, self.peak_pss_mb = max(self.peak_workers, workers), max(self.peak_pss_mb, pss)
+
+
+def heavy_libraries(proc: Any) -> str:
+    """The `WorkerMemory.HEAVY` packages whose shared objects `proc` has mapped, comma-separated."""
+    paths = " ".join(m.path for m in proc.memory_maps())
+    # By package folder (site-packages/<name>/), not library name: numpy ships libscipy_openblas.
+    return ",".join(name for name in WorkerMemory.HEAVY if f"/{name}/" in paths or f"/py{name}/" in paths) or "none"
 
 
 @dataclass
@@ -126,6 +143,8 @@ class StudyRun:
     mean_running: float
     peak_workers: int = 0
     peak_worker_pss_mb: float = 0.0
+    trial_worker_uss_mb: float = 0.0
+    trial_worker_libs: str = ""
 
 
 def in_flight(frame: pd.DataFrame) -> tuple[int, float]:
@@ -160,6 +179,7 @@ def run_one(study: Study, memory: bool = False) -> StudyRun:
     run = StudyRun(n, wall, cpu, ray_cpu, peak, mean)
     if sampler is not None:
         run.peak_workers, run.peak_worker_pss_mb = sampler.peak_workers, sampler.peak_pss_mb
+        run.trial_worker_uss_mb, run.trial_worker_libs = sampler.trial_worker_uss_mb, sampler.trial_worker_libs
     return run
 
 
@@ -191,6 +211,9 @@ def inflight(storage: Path, concurrency: Sequence[int], seconds: float, repeats:
             f"  {spread([x.wall_s for x in runs], '{:.1f}'):>22}  {spread([x.peak_running for x in runs], '{:.0f}'):>18}"
             f"  {spread([x.mean_running for x in runs], '{:.1f}'):>22}"
             f"  {spread([x.peak_workers for x in runs], '{:.0f}'):>16}  {spread([x.peak_worker_pss_mb / 1024 for x in runs]):>20}")
+        say(f"      trials/s {spread([x.trials / x.wall_s for x in runs])}; one trial's worker: USS {runs[-1].trial_worker_uss_mb:.0f} MB, PSS per worker at the peak "
+            f"{runs[-1].peak_worker_pss_mb / max(runs[-1].peak_workers, 1):.0f} MB; heavy libraries loaded: "
+            f"{runs[-1].trial_worker_libs}")
 
 
 def ax_suggestions(pending: Sequence[int], observations: int, repeats: int, trial_seconds: float,
@@ -205,11 +228,11 @@ def ax_suggestions(pending: Sequence[int], observations: int, repeats: int, tria
 
     say(f"\n3. ax_mobo: W workers ask at once after {observations} completed observations; what was handed out"
         f" stays pending (W pending at the end); background pump, polled every 5 ms")
-    say(f"{'W':>5}  {'batch':>5}  {'fill W workers s':>24}  {'s per suggestion':>24}  {'first s':>20}"
+    say(f"{'W':>5}  {'batch':>5}  {'fill W workers s':>24}  {'s per suggestion':>24}  {'CPU s per sugg.':>16}  {'first s':>20}"
         f"  {'last 8 s per sugg.':>22}  {'keeps W busy on trials of':>26}")
     for w in pending:
         for batch in batch_sizes:
-            fills, per, first, tail = [], [], [], []
+            fills, per, cpu, first, tail = [], [], [], [], []
             for r in range(repeats):
                 study = synthetic_study(Path(tempfile.gettempdir()), f"ax-{w}-{r}", observations + w, 0.0, w,
                                         searcher="ax_mobo", searcher_options={"batch_size": batch})
@@ -222,7 +245,7 @@ def ax_suggestions(pending: Sequence[int], observations: int, repeats: int, tria
                         config = poll(searcher, tid)
                         f = zdt("zdt1", np.array(space.point(config)))
                         searcher.on_trial_complete(tid, {"f1": float(f[0]), "f2": float(f[1])})
-                    began = time.perf_counter()
+                    began, cpu_began = time.perf_counter(), time.process_time()
                     handed: list[float] = []
                     waiting = [f"w{i}" for i in range(w)]
                     while waiting:
@@ -235,10 +258,13 @@ def ax_suggestions(pending: Sequence[int], observations: int, repeats: int, tria
                     searcher.close()
                 fills.append(handed[-1])
                 per.append(handed[-1] / w)
+                # This process's CPU over the fill (the model runs in its thread with torch_threads 1):
+                # steadier than the wall time on a shared machine.
+                cpu.append((time.process_time() - cpu_began) / w)
                 first.append(handed[0])
                 tail.append((handed[-1] - handed[-9]) / 8 if w > 8 else handed[-1] / w)
             keeps = statistics.median(per) * w
-            say(f"{w:>5}  {batch:>5}  {spread(fills, '{:.1f}'):>24}  {spread(per, '{:.3f}'):>24}"
+            say(f"{w:>5}  {batch:>5}  {spread(fills, '{:.1f}'):>24}  {spread(per, '{:.3f}'):>24}  {spread(cpu, '{:.3f}'):>16}"
                 f"  {spread(first, '{:.2f}'):>20}  {spread(tail, '{:.3f}'):>22}  {f'>= {keeps:.0f} s':>26}")
     say(f"   (trials of T s keep W workers busy only when s per suggestion <= T / W; here T = {trial_seconds:g} s)")
 
