@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 
 from search_spaces.pruning import SmallSpace
-from search_spaces.sub_network import EncoderShape as SpaceShape
+from search_spaces.sub_network import EncoderShape
 from trainers.data import load_model_dir
-from trainers.efficiency import EncoderShape, encoder_flops, hardware_label
+from trainers.efficiency import ForwardShape, encoder_flops, hardware_label
 from trainers.encode import Encoded
 from trainers.supernet.cache import TRAIN_INFO, SupernetConfig, checkpoint_key, key_fields, load_supernet
 from trainers.supernet.checks import pick_device
@@ -96,7 +96,7 @@ def check_depth_shortcut(supernet: SuperNetwork, space: SmallSpace, split: Encod
 
 def flops(space: SmallSpace, config: dict[str, int]) -> float:
     sub, s = space.architecture(config), space.shape
-    shape = EncoderShape(hidden=s.hidden_size, head_dim=s.head_size, heads_per_layer=tuple(len(h) for h in sub.heads),
+    shape = ForwardShape(hidden=s.hidden_size, head_dim=s.head_size, heads_per_layer=tuple(len(h) for h in sub.heads),
                          ffn_per_layer=tuple(len(u) for u in sub.units), seq_len=FLOPS_SEQ_LEN, num_labels=s.num_labels)
     return float(encoder_flops(shape).total)
 
@@ -126,7 +126,7 @@ def main() -> None:
     split, num_labels = classification_split(
         SplitSpec(args.task, args.model, "validation", args.eval_examples or None, args.max_length, args.seed))
     model_config = json.loads((load_model_dir(args.model) / "config.json").read_text())
-    space = SmallSpace(**asdict(SpaceShape.from_hf_config(model_config, num_labels)), unit_step=args.unit_step)
+    space = SmallSpace(**asdict(EncoderShape.from_hf_config(model_config, num_labels)), unit_step=args.unit_step)
     directory = ensure_supernet(config, space, args.seed)
     device = pick_device(args.device)
     supernet = load_supernet(directory, device)

@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
 from trainers.efficiency import (
-    EncoderShape,
+    ForwardShape,
     LatencyOptions,
     count_flops,
     count_params,
@@ -134,7 +134,7 @@ def test_encoder_flops_equal_torch_counter(
 ) -> None:
     torch.manual_seed(0)
     model = build(hidden, cfg_heads, heads, ffn, labels, pooler, attn)
-    shape = EncoderShape(hidden, hidden // cfg_heads, heads, ffn, seq_len=seq, batch=batch, num_labels=labels, pooler=pooler)
+    shape = ForwardShape(hidden, hidden // cfg_heads, heads, ffn, seq_len=seq, batch=batch, num_labels=labels, pooler=pooler)
     inputs = token_inputs(100)(batch, seq, torch.device("cpu"))
     expected = encoder_flops(shape)
     assert count_flops(model, inputs) == expected.total
@@ -149,14 +149,14 @@ def test_encoder_flops_equal_torch_counter(
 
 def test_encoder_flops_hand_values_and_from_config() -> None:
     config = tiny_config(num_labels=3)
-    shape = EncoderShape.from_config(config, seq_len=10, batch=2)
-    assert shape == EncoderShape(32, 8, (4, 4), (48, 48), seq_len=10, batch=2, num_labels=3)
+    shape = ForwardShape.from_config(config, seq_len=10, batch=2)
+    assert shape == ForwardShape(32, 8, (4, 4), (48, 48), seq_len=10, batch=2, num_labels=3)
     f = encoder_flops(shape)
     assert f.attention_proj == 2 * 4 * 2 * 20 * 32 * 32
     assert f.attention_matmul == 2 * 2 * (2 * 2 * 4 * 10 * 10 * 8)
     assert f.ffn == 2 * 2 * (2 * 20 * 32 * 48)
     assert (f.pooler, f.classifier) == (2 * 2 * 32 * 32, 2 * 2 * 32 * 3)
-    zero_heads = encoder_flops(EncoderShape(32, 8, (0,), (0,), seq_len=10, num_labels=0, pooler=False))
+    zero_heads = encoder_flops(ForwardShape(32, 8, (0,), (0,), seq_len=10, num_labels=0, pooler=False))
     assert zero_heads.total == 0
 
 
@@ -178,7 +178,7 @@ def test_count_flops_restores_training_mode() -> None:
 )
 def test_encoder_shape_rejects_bad_input(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field}"):
-        EncoderShape(hidden=8, head_dim=4, **kwargs)
+        ForwardShape(hidden=8, head_dim=4, **kwargs)
 
 
 # ---- latency ------------------------------------------------------------------------------------

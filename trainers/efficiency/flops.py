@@ -22,8 +22,10 @@ from trainers.efficiency.inputs import Inputs, call_model
 
 
 @dataclass(frozen=True)
-class EncoderShape:
-    """The sizes that decide a BERT-like encoder's forward FLOPs.
+class ForwardShape:
+    """The sizes that decide a BERT-like encoder's forward FLOPs: one forward pass of a (possibly
+    pruned) encoder at a batch and sequence length. The encoder's own dimensions, which a search
+    space cuts sub-networks from, are `search_spaces.sub_network.EncoderShape`.
 
     `heads_per_layer[i]` and `ffn_per_layer[i]` are layer i's attention heads and FFN units; a layer
     with 0 heads (or 0 units) skips that block entirely. `num_labels=0` means no classifier and
@@ -56,7 +58,7 @@ class EncoderShape:
             raise ValueError(f"ffn_per_layer must be >= 0 each, got {self.ffn_per_layer}")
 
     @classmethod
-    def from_config(cls, config: Any, seq_len: int = 128, batch: int = 1, pooler: bool = True) -> EncoderShape:
+    def from_config(cls, config: Any, seq_len: int = 128, batch: int = 1, pooler: bool = True) -> ForwardShape:
         """The full (unpruned) shape of a Hugging Face BERT-like config."""
         layers = config.num_hidden_layers
         heads = config.num_attention_heads
@@ -92,7 +94,7 @@ class FlopBreakdown:
         return self.linear + self.attention_matmul
 
 
-def encoder_flops(shape: EncoderShape) -> FlopBreakdown:
+def encoder_flops(shape: ForwardShape) -> FlopBreakdown:
     """Analytic forward FLOPs of a BERT-like encoder (see the module docstring for what counts)."""
     tokens = shape.batch * shape.seq_len
     d, k, s = shape.hidden, shape.head_dim, shape.seq_len

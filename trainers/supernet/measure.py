@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from trainers.efficiency import EncoderShape, count_params, encoder_flops, host_busy, measure_latency, token_inputs
+from trainers.efficiency import ForwardShape, count_params, encoder_flops, host_busy, measure_latency, token_inputs
 from trainers.encode import Encoded
 from trainers.supernet.options import MeasureOptions
 from trainers.supernet.standalone import CompactBert
@@ -41,7 +41,7 @@ def efficiency(model: CompactBert, options: MeasureOptions) -> dict[str, float |
     """Measured parameters, analytic FLOPs at (latency_batch, latency_seq_len), and measured latency
     on the model's device with the hardware's name."""
     c = model.config
-    shape = EncoderShape(hidden=c.hidden_size, head_dim=c.head_size, heads_per_layer=c.heads, ffn_per_layer=c.units,
+    shape = ForwardShape(hidden=c.hidden_size, head_dim=c.head_size, heads_per_layer=c.heads, ffn_per_layer=c.units,
                          seq_len=options.latency_seq_len, batch=options.latency_batch, num_labels=c.num_labels)
     latency = measure_latency(model, options.latency_options(), token_inputs(c.vocab_size))
     return {**count_params(model).as_metrics(), "flops": float(encoder_flops(shape).total), **latency.as_metrics(),
