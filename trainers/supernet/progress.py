@@ -56,8 +56,9 @@ class ProgressSaves:
         except OSError:
             # A save of this step is already there (another attempt got this far): it holds the same state.
             shutil.rmtree(tmp, ignore_errors=True)
+        # Only older saves go: another process training the same key (same seed, same steps) may be ahead.
         for older in saves(self.directory):
-            if older != target:
+            if older.name < target.name:
                 shutil.rmtree(older, ignore_errors=True)
         self.last_save = time.monotonic()
         return target
