@@ -19,6 +19,7 @@ from transformers import AutoModelForSequenceClassification
 from search_spaces.pruning import LargeSpace, MediumSpace, SmallSpace
 from search_spaces.sub_network import SubNetwork, count_params as analytic_params
 from trainers.efficiency import count_params
+from trainers.baselines.masked import masked_forward
 from trainers.supernet import SuperNetwork
 from trainers.supernet.checkpoint import CheckpointError
 from trainers.supernet.export import MODELING_FILE, ONNX_FILE, export_compact, export_standard
@@ -88,6 +89,24 @@ def test_full_super_network_equals_the_hugging_face_model(tiny: tuple[str, torch
         expected = hf(**batch).logits
         torch.testing.assert_close(supernet(**batch), expected, atol=1e-5, rtol=0)
     assert supernet.config.family == model_type
+
+
+def test_mask_based_baselines_compute_the_full_network(tiny: tuple[str, torch.nn.Module, SuperNetwork]) -> None:
+    """Head pruning and Fisher pruning score masks on their own forward: with every mask at one it
+    is the super-network's (MPNet's relative bias, ELECTRA's projection and mean pooling included)."""
+    model_type, _, supernet = tiny
+    batch = batch_for(model_type)
+    s = supernet.shape
+    for pooling in ("cls", "mean"):
+        supernet.head.pooling = pooling
+        try:
+            with torch.no_grad():
+                masked = masked_forward(supernet, batch["input_ids"], batch["attention_mask"],
+                                        torch.ones(s.num_layers, s.num_heads), torch.ones(s.num_layers, s.intermediate_size))
+                full = supernet(batch["input_ids"], batch["attention_mask"])
+        finally:
+            supernet.head.pooling = "cls"
+        torch.testing.assert_close(masked, full, atol=1e-5, rtol=0)
 
 
 def sub_networks(supernet: SuperNetwork) -> list[SubNetwork]:

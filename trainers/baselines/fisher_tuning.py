@@ -19,10 +19,9 @@ from __future__ import annotations
 import torch
 
 from trainers.baselines.common import batches
-from trainers.baselines.masked import LayerRecord, layer_forward
+from trainers.baselines.masked import LayerRecord, attention_mask_of, layer_forward
 from trainers.encode import Encoded
 from trainers.supernet import SuperNetwork
-from trainers.supernet.standalone import key_padding_mask
 
 #: scales beyond this magnitude mark a fit not worth keeping (the paper's bound).
 MAX_SCALE = 10.0
@@ -71,7 +70,7 @@ def tune_masks(model: SuperNetwork, data: Encoded, head_keep: torch.Tensor, unit
     model.eval()
     heads, units = head_keep.double().clone(), unit_keep.double().clone()
     parts = batches(data, batch_size)
-    masks = [key_padding_mask(m) for _, m, _ in parts]
+    masks = [attention_mask_of(model, ids, m) for ids, m, _ in parts]
     every = [m.bool() for _, m, _ in parts]
     first = [torch.zeros_like(m, dtype=torch.bool).index_fill_(1, torch.tensor([0]), True) for _, m, _ in parts]
     teacher_in = [model.embeddings(ids, None) for ids, _, _ in parts]

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from trainers.supernet import SuperNetwork
-from trainers.supernet.standalone import attend, key_padding_mask
+from trainers.supernet.standalone import attend, key_padding_mask, with_bias
 
 
 @dataclass
@@ -34,6 +34,16 @@ class LayerRecord:
     ffn_out: torch.Tensor  # (B, S, hidden): input + masked units projected + bias, before LayerNorm
 
 
+def attention_mask_of(model: SuperNetwork, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+                      ) -> torch.Tensor | None:
+    """The mask every layer's attention takes in the full network: the key-padding mask, plus the
+    relative position bias for families that have one (MPNet: one table shared by all layers, so
+    one mask serves every layer; masking keeps every head, so every column of the table)."""
+    mask = key_padding_mask(attention_mask)
+    bias = getattr(model, "relative_bias", None)
+    return mask if bias is None else with_bias(bias(input_ids.shape[1]), mask)
+
+
 def expand(mask: torch.Tensor, batch: int) -> torch.Tensor:
     """A (L, n) mask shared by the batch, or a per-example (batch, L, n) one, as (batch, L, n)."""
     return mask.expand(batch, *mask.shape) if mask.dim() == 2 else mask
@@ -42,7 +52,7 @@ def expand(mask: torch.Tensor, batch: int) -> torch.Tensor:
 def layer_forward(model: SuperNetwork, i: int, x: torch.Tensor, mask: torch.Tensor | None, heads: torch.Tensor,
                   units: torch.Tensor) -> tuple[torch.Tensor, LayerRecord]:
     """Layer i on x (B, S, hidden) with head scales `heads` (B, H) and unit scales `units` (B, I);
-    `mask` is a key-padding mask (key_padding_mask). Returns the layer's output and its record."""
+    `mask` is the full network's attention mask (attention_mask_of). Returns the layer's output and its record."""
     layer = model.layers[i]
     att, ffn = layer.attention, layer.ffn
     p = att.dropout_p if model.training else 0.0
@@ -68,13 +78,13 @@ def masked_forward(
     FFN units by `unit_mask` ((L, I) or (B, L, I)); appends one LayerRecord per layer to `records`."""
     batch = input_ids.shape[0]
     heads, units = expand(head_mask, batch), expand(unit_mask, batch)
-    mask = key_padding_mask(attention_mask)
+    mask = attention_mask_of(model, input_ids, attention_mask)
     x = model.embeddings(input_ids, None)
     for i in range(len(model.layers)):
         x, record = layer_forward(model, i, x, mask, heads[:, i], units[:, i])
         if records is not None:
             records.append(record)
-    return model.head(x)
+    return model.head(x, attention_mask)  # mean pooling reads only real tokens
 
 
 def per_example_mask_grads(
