@@ -190,17 +190,17 @@ def main() -> None:
     if not args.report_only:
         args.log.parent.mkdir(parents=True, exist_ok=True)
         # The baselines and the cheap searchers that matter most first (all seeds in minutes), then the
-        # model-based ones seed by seed, interleaved so they always have equal seeds, then the rest;
-        # an interrupted run still has every table.
+        # model-based ones seed by seed, interleaved so they always have equal seeds, their suggestion
+        # time, then the rest seed by seed; an interrupted run still has every table.
         first = [lab for lab in ("random", "local", "optuna_tpe") if lab in labels]
         model_based = [lab for lab in labels if lab in MODEL_BASED]
         rest = [lab for lab in labels if lab not in first and lab not in model_based]
         jobs = [(lab, seed, name) for lab in first for seed in range(args.seeds) for name in names]
         jobs += [(lab, seed, name) for seed in range(args.seeds) for name in names for lab in model_based]
-        jobs += [(lab, seed, name) for lab in rest for seed in range(args.seeds) for name in names]
         # The suggestion time with 40 observations: model-based searchers on the first table to 44
         # trials (4 in flight, so about 40 results when trials 41-44 are suggested).
         jobs += [(lab, seed, LATENCY) for seed in range(args.latency_seeds) for lab in model_based]
+        jobs += [(lab, seed, name) for seed in range(args.seeds) for name in names for lab in rest]
         for lab, seed, name in jobs:
             if (name, lab, seed) not in done:
                 problem = every[names[0]] if name == LATENCY else every[name]
