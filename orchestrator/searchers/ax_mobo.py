@@ -42,7 +42,7 @@ from ax.utils.common.logger import set_stderr_log_level
 
 from orchestrator.objectives import Constraint, Objectives, feasible
 from orchestrator.searchers.ax_mobo_options import AxMoboOptions
-from orchestrator.searchers.base import FINISHED, Finished, Searcher, config_key
+from orchestrator.searchers.base import FINISHED, Finished, Searcher, config_key, plugin_options
 from orchestrator.searchers.pump import Exhausted, SuggestionPump
 from search_spaces.base import Config, InvalidArchitectureError, SearchSpace, to_python
 from search_spaces.dims import ChoiceDim, Dim, FloatDim, IntDim
@@ -234,10 +234,7 @@ class AxMoboSearcher(Searcher):
         **options: Any,
     ) -> None:
         super().__init__(space, objectives, constraints, seed)
-        unknown = sorted(set(options) - set(AxMoboOptions.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown ax_mobo options {unknown}; allowed: {sorted(AxMoboOptions.__dataclass_fields__)}")
-        self.opts = AxMoboOptions(**options)
+        self.opts = plugin_options("ax_mobo", AxMoboOptions, options)
         self.seed = seed
         self.codec = AxCodec(space)
         if self.codec.num_parameters == 0:

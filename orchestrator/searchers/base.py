@@ -7,13 +7,25 @@ dict, saved with the study so a resumed study continues the same search.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from orchestrator.errors import StudyError
 from orchestrator.objectives import Constraint, Objectives, feasible
 from search_spaces.base import Config, SearchSpace
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+def plugin_options(name: str, options_class: type[OptionsT], options: Mapping[str, Any]) -> OptionsT:
+    """A searcher's typed options from the study's mapping; an unknown name is one line listing the allowed."""
+    allowed = sorted(options_class.__dataclass_fields__)  # type: ignore[attr-defined]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {name} options {unknown}; allowed: {allowed}")
+    return options_class(**options)
 
 
 class Finished:

@@ -38,7 +38,7 @@ from botorch.utils.multi_objective.pareto import is_non_dominated
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from orchestrator.objectives import Constraint, Objectives, feasible
-from orchestrator.searchers.base import Finished, Searcher, config_key
+from orchestrator.searchers.base import Finished, Searcher, config_key, plugin_options
 from orchestrator.searchers.botorch_mobo_options import BotorchMoboOptions
 from search_spaces.base import Config, SearchSpace, to_python
 from search_spaces.dims import ChoiceDim, FloatDim, IntDim
@@ -72,10 +72,7 @@ class BotorchMoboSearcher(Searcher):
         **options: Any,
     ) -> None:
         super().__init__(space, objectives, constraints, seed)
-        unknown = sorted(set(options) - set(BotorchMoboOptions.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown botorch_mobo options {unknown}; allowed: {sorted(BotorchMoboOptions.__dataclass_fields__)}")
-        self.opts = BotorchMoboOptions(**options)
+        self.opts = plugin_options("botorch_mobo", BotorchMoboOptions, options)
         if any(isinstance(d, ChoiceDim) and len(d.choices) > 1 and not d.ordered for d in space.dims):
             logger.info("botorch_mobo: unordered choices are encoded by their index; the GP assumes an order")
         self.seed = seed
