@@ -15,6 +15,9 @@ to Ax (they are RUNNING trials there), so batches diversify. Suggestions are mad
 generation strategy with fewer acquisition restarts / raw samples than Ax's defaults, one
 torch thread per model fit (intra-op threads on 40-point GPs only contend with each other and
 with the other processes of a busy machine) and batched generation when several workers wait.
+
+Over 400 lines on purpose: the layering rule keeps every use of Ax in this one module, so its
+parameter codec, generation strategy, JSON state and the searcher itself live together.
 """
 from __future__ import annotations
 
