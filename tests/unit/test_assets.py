@@ -269,3 +269,30 @@ def test_verify_of_everything_fails_only_for_default_assets_or_damage(fake, monk
     (asset_path("fake-a") / "sub" / "b.txt").write_bytes(b"BETA\n")
     monkeypatch.setattr(assets, "DEFAULT_FETCH", ("fake-a",))
     assert main(["verify"]) == 1  # damage always fails
+
+
+def test_two_fetches_at_once_download_once_and_leave_one_good_copy(fake, monkeypatch):
+    """Two processes on one cold cache (two studies, two test workers): the second waits for the
+    first and finds its copy, instead of downloading again and replacing it under its readers."""
+    import threading
+    import time
+
+    calls = []
+    copy = copy_download(fake)
+
+    def slow_download(req: str, dest: Path, args: tuple[str, ...] = ()) -> Path:
+        calls.append(req)
+        time.sleep(0.2)  # long enough that the second fetch starts while the first downloads
+        return copy(req, dest, args)
+
+    monkeypatch.setattr(assets, "download", slow_download)
+    results: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: results.append(fetch(list(FAKE_ASSETS), log=lambda line: None)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results, key=len) == [[], list(FAKE_ASSETS)]
+    assert calls == ["lmnasfake==1.0", "lmnasfakepart1==1.0", "lmnasfakepart2==1.0"]
+    assert all(v.ok for v in verify(list(FAKE_ASSETS)).values())
