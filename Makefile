@@ -24,8 +24,10 @@ quickstart: $(STAMP)
 	$(BIN)/lmnas assets fetch
 	$(BIN)/lmnas run studies/quickstart.yaml
 
+# Two workers: an integration test spends most of its time waiting on Ray or a subprocess, so two
+# test processes keep 2 cores busy (each starts its own loopback Ray head; caches take locks).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 clean-venv:
 	rm -rf $(VENV)
