@@ -11,8 +11,9 @@ Each is pre-trained on WikiText-2 by distillation from MiniLM-L6 and fine-tuned 
 cap by validation accuracy on the shared weights, as an `elm_subnet` study on the in-process backend
 (`lmnas run --backend local`); the study's stage after the trials retrains the most accurate
 candidate (head search, distillation on WikiText-2, then fine-tuning) and scores it on the
-movie-review test split (`trainers/elm/final.py`). The ELM model is retrained a second time with the
-searched head counts kept (Table VI's dagger; heads move no parameters, so both have equal size).
+movie-review test split (`trainers/elm/final.py`). The ELM model is retrained a second time with
+all its heads kept, no CKA head search (Table VI's dagger; the search varies blocks only, and heads
+move no parameters, so both have equal size).
 All variants search under the same cap, but each keeps its most accurate candidate, not its
 largest, so their sizes differ: the table prints them next to the accuracies.
 
