@@ -16,7 +16,9 @@ from typing import Any, Iterator, TextIO
 
 LOG_FILE = "lmnas.log"
 #: loggers of the libraries the driver runs (searchers, the Pareto code, trainers' stages).
-LIBRARY_LOGGERS = ("ax", "botorch", "gpytorch", "linear_operator", "pyro", "torch", "transformers", "datasets")
+#: `torch.onnx` has a console handler of its own (torch's logging setup), so it is named besides `torch`.
+LIBRARY_LOGGERS = ("ax", "botorch", "gpytorch", "linear_operator", "pyro", "torch", "torch.onnx", "transformers",
+                   "datasets")
 
 
 @contextmanager

@@ -32,6 +32,12 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import pandas as pd
 import torch
+
+# Importing Ax logs "Ax SQL storage initialized with SQLAlchemy ..." on the console at INFO whenever
+# SQLAlchemy is installed (Optuna brings it), before `set_stderr_log_level` below can act; Ax sets
+# that logger's level itself on import, so a filter placed first keeps the line out.
+logging.getLogger("ax.storage.sqa_store.with_db_settings_base").addFilter(lambda record: record.levelno >= logging.WARNING)
+
 from ax.adapter.registry import Generators
 from ax.api.client import Client
 from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
