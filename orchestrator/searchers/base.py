@@ -72,8 +72,17 @@ class Searcher(ABC):
 
     def add_pending(self, trial_id: str, config: Config) -> None:
         """Count a trial this searcher did not propose now (one an interrupted run left, rerun under its
-        id, or a stored one) as pending, so its completion is learned; one already pending is kept."""
-        self.pending.setdefault(trial_id, config)
+        id, or a stored one) as pending, so its completion is learned; one already pending is kept.
+
+        One already learned stays learned: the driver can die after the searcher state recorded a
+        trial's end and before the results did; the trial then reruns, and its second end must not
+        count as a second observation."""
+        if not self.learned(trial_id):
+            self.pending.setdefault(trial_id, config)
+
+    def learned(self, trial_id: str) -> bool:
+        """Whether this trial's end is already in the history."""
+        return any(tid == trial_id for tid, _, _ in self.history)
 
     def on_trial_result(self, trial_id: str, metrics: Mapping[str, float]) -> None:
         """An intermediate result; most searchers ignore it."""

@@ -263,7 +263,7 @@ class OptunaSearcher(Searcher):
         """A trial this searcher did not hand out (a stored one, one an interrupted run left) joins
         Optuna's study as a running trial with its configuration."""
         with self._lock:
-            if trial_id not in self.pending and trial_id not in self.numbers:
+            if trial_id not in self.pending and trial_id not in self.numbers and not self.learned(trial_id):
                 self._hand_out(trial_id, config)
             super().add_pending(trial_id, config)
 

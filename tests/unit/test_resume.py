@@ -3,9 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from orchestrator.objectives import Objective, Objectives
 from orchestrator.results import COMPLETED, FAILED, ResultsStore
 from orchestrator.resume import finished_count, reconcile
+from orchestrator.searchers.base import Searcher
+from orchestrator.searchers.optuna_samplers import OptunaTPESearcher
 from orchestrator.searchers.random import RandomSearcher
 from search_spaces.synthetic import SyntheticSpace
 
@@ -50,6 +54,30 @@ def test_reconcile_restores_a_trial_the_searcher_state_predates(tmp_path: Path) 
     fresh.load_state_dict(stale)
     assert reconcile(store, fresh) == [("t0", config)]
     assert fresh.pending == {"t0": config}
+
+
+@pytest.mark.parametrize("searcher_class", [RandomSearcher, OptunaTPESearcher], ids=["random", "optuna-tpe"])
+def test_a_trial_learned_before_its_result_was_stored_reruns_and_is_learned_once(
+    tmp_path: Path, searcher_class: type[Searcher]
+) -> None:
+    """The driver died after the searcher state recorded t0's end and before trials.parquet did."""
+    space = SyntheticSpace(3, grid=5)
+    searcher = searcher_class(space, OBJS, seed=2)
+    store = ResultsStore(tmp_path, OBJS, flush_interval_s=0)
+    config = searcher.suggest("t0")
+    store.trial_started("t0", config)
+    searcher.on_trial_complete("t0", {"f1": 0.1, "f2": 0.9})
+    again = searcher_class(space, OBJS, seed=2)
+    again.load_state_dict(searcher.state_dict())
+
+    replay = reconcile(ResultsStore(tmp_path, OBJS), again)
+    assert replay == [("t0", config)]  # the results do not hold its end: it reruns
+    assert again.pending == {}
+    again.add_pending("t0", config)  # as the runner does when it hands the rerun out
+    again.on_trial_complete("t0", {"f1": 0.2, "f2": 0.8})
+    assert [tid for tid, _, _ in again.history] == ["t0"]
+    if isinstance(again, OptunaTPESearcher):
+        assert len(again.optuna_trials()) == 1
 
 
 def test_background_saver_never_blocks_and_writes_the_final_state(tmp_path: Path) -> None:
