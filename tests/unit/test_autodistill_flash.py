@@ -113,7 +113,8 @@ def test_progressive_stages_freeze_earlier_blocks_and_report(teacher: Teacher) -
     assert {"attention_kl", "feature_loss"} <= set(reports[0])
     # The least-squares adapter start already explains part of the teacher's first layer.
     assert reports[0]["agreement"] > 0.0
-    assert {"mlm_loss", "hidden_loss", "mlm_accuracy"} <= set(reports[-1])
+    assert {"mlm_loss", "hidden_loss", "mlm_accuracy", "mlm_heldout_loss"} <= set(reports[-1])
+    assert reports[-1]["mlm_heldout_loss"] > 0.0
 
     def changed(prefix: str, a: int, b: int) -> bool:
         return any(not torch.equal(snapshots[a][k], snapshots[b][k]) for k in snapshots[a] if k.startswith(prefix))

@@ -25,7 +25,7 @@ from trainers.tables import append_rows
 REGULAR_FILE = "regular_distillation.parquet"
 DISTILLED_DIR = "distilled"
 #: trial metrics copied next to the regular-distillation results (as flash_<name> where both exist).
-TRIAL_METRICS = ("params", "params_non_embedding", "latency_ms", "agreement", "mlm_accuracy", "accuracy")
+TRIAL_METRICS = ("params", "params_non_embedding", "latency_ms", "agreement", "mlm_accuracy", "mlm_heldout_loss", "accuracy")
 
 
 def students(ctx: StageContext, count: int) -> tuple[FinishedTrial, ...]:

@@ -11,6 +11,8 @@ multi-objective scheduler can compare students at any stage. Final metrics:
 - `mlm_accuracy`: held-out masked-token accuracy, the paper's task-agnostic pre-training accuracy
   and what the shipped studies search on (§3.5); the teachers have no MLM head, so it is scored
   through the student's own MLM head tied to its embeddings (`trainers/distill/flash.py`);
+- `mlm_heldout_loss`: the mean cross-entropy (nats) of the same masked tokens, which still orders
+  students whose short distillation left their accuracy tied (objective `mlm_heldout_loss`, `min`);
 - `accuracy`: validation accuracy after `finetune_steps` on `task` (absent when `task` is null), a
   downstream probe reported beside it (a study may search on it instead);
 - `params`, `params_non_embedding`, `latency_ms`, `latency_p90_ms`, `latency_cv`, and `hardware` (a label).
@@ -104,7 +106,7 @@ OPTIONS = FlashDistillOptions
 def METRICS(opts: FlashDistillOptions, space: SearchSpace) -> tuple[str, ...]:  # noqa: N802  the contract's name
     """The last Flash Distillation stage's losses and scores, the space's analytic sizes, the measured
     latency, and the probe's `accuracy` when there is a task."""
-    last = ("mlm_loss", "hidden_loss", "mlm_accuracy") if opts.pretrain_steps else ("attention_kl", "feature_loss")
+    last = ("mlm_loss", "hidden_loss", "mlm_accuracy", "mlm_heldout_loss") if opts.pretrain_steps else ("attention_kl", "feature_loss")
     probe = ("accuracy",) if opts.task is not None else ()
     return ("stage", "step", "loss", "agreement", *last, *space_metrics(space), *LATENCY_METRICS, *probe)
 

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from trainers.autodistill.student import Student
 from trainers.distill.masking import IGNORE, mask_tokens, sample_batch
-from trainers.distill.evaluate import held_out_agreement, masked_token_accuracy
+from trainers.distill.evaluate import held_out_agreement, masked_token_scores
 from trainers.distill.losses import relative_feature_mse
 from trainers.distill.teacher import Teacher
 from trainers.distill.teacher_cache import TeacherTargets
@@ -262,13 +262,13 @@ class FlashDistiller:
                 sums, count = dict.fromkeys(sums, 0.0), 0
 
     def final_scores(self) -> dict[str, float]:
-        """Held-out agreement of the last block and masked-token accuracy (the paper's MLM accuracy)."""
+        """Held-out agreement of the last block, masked-token accuracy (the paper's MLM accuracy) and loss."""
         k = self.student.arch.num_blocks
         return {
             "agreement": held_out_agreement(self.student, self.heads, self.targets, self.valid_blocks, k,
                                             self.config.batch_size),
-            "mlm_accuracy": masked_token_accuracy(self.student, self.heads, self.teacher.tokenizer, self.valid_blocks,
-                                                  self.config.mask_prob, self.seed, self.config.batch_size),
+            **masked_token_scores(self.student, self.heads, self.teacher.tokenizer, self.valid_blocks,
+                                  self.config.mask_prob, self.seed, self.config.batch_size),
         }
 
     # ---- helpers ----------------------------------------------------------------------------
