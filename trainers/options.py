@@ -35,6 +35,8 @@ class LatencyMeasureOptions:
     latency_seq_len: int = 128
     latency_repeats: int = 20
     latency_threads: int = 1
+    #: "auto" (the thread's CPU clock with one thread on a CPU, else the wall clock), "wall" or "thread".
+    latency_clock: str = "auto"
 
     #: a trainer whose latency is optional sets this, and `latency_repeats: 0` then measures none.
     latency_optional: ClassVar[bool] = False
@@ -46,12 +48,14 @@ class LatencyMeasureOptions:
         least_repeats = 0 if self.latency_optional else 1
         if self.latency_repeats < least_repeats:
             raise ValueError(f"option 'latency_repeats' must be >= {least_repeats}, got {self.latency_repeats}")
+        if self.latency_clock not in ("auto", "wall", "thread"):
+            raise ValueError(f"option 'latency_clock' must be one of auto, wall, thread; got {self.latency_clock!r}")
 
     def latency_options(self) -> LatencyOptions:
         from trainers.efficiency.latency import LatencyOptions  # torch, only where a model is timed
 
         return LatencyOptions(batch=self.latency_batch, seq_len=self.latency_seq_len, repeats=self.latency_repeats,
-                              threads=self.latency_threads)
+                              threads=self.latency_threads, clock=self.latency_clock)  # type: ignore[arg-type]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Efficiency measures: parameter counts, analytic FLOPs checked against torch's counter, latency."""
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from pathlib import Path
@@ -238,6 +239,19 @@ def test_latency_budget_stops_repeats_early() -> None:
     assert slow.n == 3
 
 
+def test_one_thread_on_cpu_is_timed_by_its_own_cpu_clock() -> None:
+    """Time the thread spends off the core (here asleep; on a shared machine, preempted by another
+    trial's training) is not latency on the thread clock, and is on the wall clock."""
+    opts = LatencyOptions(warmup=0, repeats=3, threads=1, exclusive=False)
+    thread = measure_latency(Probe(sleep_s=0.02), opts, vectors(4))
+    assert thread.clock == "thread" and thread.median_ms < 5
+    assert thread.report()["latency_clock"] == "thread" and thread.report()["hardware"] == thread.hardware
+    wall = measure_latency(Probe(sleep_s=0.02), dataclasses.replace(opts, clock="wall"), vectors(4))
+    assert wall.clock == "wall" and wall.median_ms >= 20
+    # Two threads: the calling thread's clock would miss the other's work, so the wall clock times it.
+    assert measure_latency(Probe(sleep_s=0.02), dataclasses.replace(opts, threads=2), vectors(4)).clock == "wall"
+
+
 def test_bigger_model_measures_slower() -> None:
     width = 384
     big = nn.Sequential(*(nn.Linear(width, width) for _ in range(6)))  # ~227 MFLOPs at seq 128
@@ -268,7 +282,7 @@ def test_summarise_known_values() -> None:
     "kwargs,field",
     [(dict(batch=0), "batch"), (dict(repeats=0), "repeats"), (dict(warmup=-1), "warmup"),
      (dict(threads=0), "threads"), (dict(budget_s=0.0), "budget_s"), (dict(min_repeats=0), "min_repeats"),
-     (dict(lock_timeout_s=-1.0), "lock_timeout_s")],
+     (dict(lock_timeout_s=-1.0), "lock_timeout_s"), (dict(clock="cpu"), "clock")],
 )
 def test_latency_options_reject_bad_input(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field} must be"):

@@ -192,7 +192,7 @@ def student_latency(student: Student, opts: FlashDistillOptions) -> dict[str, fl
     """Measured forward latency and the hardware it ran on; it depends on the architecture only, so
     it is taken before training."""
     latency = measure_latency(student, opts.latency_options(), token_inputs(student.arch.vocab_size))
-    return {**latency.as_metrics(), "hardware": latency.hardware}
+    return latency.report()
 
 
 def corpus_blocks(opts: FlashDistillOptions, teacher: Teacher, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

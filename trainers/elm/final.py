@@ -97,7 +97,7 @@ def retrain_and_evaluate(opts: ElmSubnetOptions, checkpoint: str, arch: ElmArch,
     latency = {}
     if opts.latency_repeats:
         measured = measure_latency(model.eval(), opts.latency_options(), token_inputs(found.shape.vocab_size))
-        latency = {"latency_ms": measured.as_metrics()["latency_ms"], "hardware": measured.hardware}
+        latency = {k: v for k, v in measured.report().items() if k in ("latency_ms", "hardware", "latency_clock")}
     results: list[dict[str, Any]] = []
     for i, name in enumerate(tasks):
         d = data[name]

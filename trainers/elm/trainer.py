@@ -62,7 +62,7 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
     if opts.latency_repeats:
         model = ckpt.supernet.extract_sub_network(arch)
         latency = measure_latency(model, opts.latency_options(), token_inputs(arch.shape.vocab_size))
-        metrics |= {**latency.as_metrics(), "hardware": latency.hardware}
+        metrics |= latency.report()
     report(metrics)
     return metrics
 

@@ -44,5 +44,4 @@ def efficiency(model: CompactBert, options: MeasureOptions) -> dict[str, float |
     shape = ForwardShape(hidden=c.hidden_size, head_dim=c.head_size, heads_per_layer=c.heads, ffn_per_layer=c.units,
                          seq_len=options.latency_seq_len, batch=options.latency_batch, num_labels=c.num_labels)
     latency = measure_latency(model, options.latency_options(), token_inputs(c.vocab_size))
-    return {**count_params(model).as_metrics(), "flops": float(encoder_flops(shape).total), **latency.as_metrics(),
-            "hardware": latency.hardware}
+    return {**count_params(model).as_metrics(), "flops": float(encoder_flops(shape).total), **latency.report()}
