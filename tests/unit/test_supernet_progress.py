@@ -14,7 +14,7 @@ from tests.unit.tiny_task import save_tiny_task
 from tests.unit.tiny_teacher import make_tiny_teacher
 from trainers.supernet import cache, train
 from trainers.supernet.cache import SupernetConfig, load_supernet
-from trainers.supernet.progress import saves
+from trainers.progress import saves
 
 
 class Interrupted(Exception):

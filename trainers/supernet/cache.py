@@ -22,6 +22,7 @@ from search_spaces.pruning import PruningSpace
 from trainers.assets import ASSETS
 from trainers.home import lmnas_home
 from trainers.data import looks_local
+from trainers.progress import check_save_every_s
 from trainers.strategies import STRATEGIES, make_strategy, strategy_options
 from trainers.supernet.model import SuperNetwork
 from trainers.supernet.options import FinetuneOptions
@@ -61,8 +62,7 @@ class SupernetConfig(FinetuneOptions):
             raise ValueError(f"option 'strategy' must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.log_every < 1:
             raise ValueError(f"option 'log_every' must be >= 1, got {self.log_every}")
-        if self.save_every_s is not None and self.save_every_s <= 0:
-            raise ValueError(f"option 'save_every_s' must be > 0 seconds or null (no saves), got {self.save_every_s}")
+        check_save_every_s(self.save_every_s)
         self.make_strategy()  # validates the strategy's options
 
     @classmethod

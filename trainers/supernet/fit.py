@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from trainers.efficiency import host_busy
 from trainers.contract import TrainerError
 from trainers.supernet.options import FinetuneOptions
-from trainers.supernet.progress import ProgressSaves
+from trainers.progress import ProgressSaves
 
 #: (batch on the device, fraction of training done) -> the step's losses; gradients accumulated.
 StepFn = Callable[[Mapping[str, torch.Tensor], float], Mapping[str, float]]

@@ -6,7 +6,7 @@ Appendix A: lr 2e-5, 2 random sub-networks, T = 10); stage two only evaluates su
 shared weights (`trainers/weight_sharing.py`). The result is cached by the hash of its config
 (`trainers/supernet/cache.py`): a second call returns the stored checkpoint without training.
 While it trains, the stage saves its progress every `save_every_s` seconds beside that checkpoint
-(`trainers/supernet/progress.py`), so a rerun after a lost node (the Ray task's retry) or a
+(`trainers/progress.py`), so a rerun after a lost node (the Ray task's retry) or a
 killed driver (`lmnas resume`) continues from the last save and ends with the same weights.
 `lmnas supernet train STUDY` runs this stage alone.
 """
@@ -26,7 +26,7 @@ from trainers.supernet.checks import check_space_fits, pick_device
 from trainers.supernet.cache import SupernetConfig, checkpoint_dir, is_complete, key_fields, write_checkpoint
 from trainers.supernet.fit import fit, param_groups
 from trainers.supernet.model import SuperNetwork
-from trainers.supernet.progress import ProgressSaves
+from trainers.progress import ProgressSaves
 from trainers.supernet.splits import SplitSpec, classification_split
 
 Log = Callable[[str], None]

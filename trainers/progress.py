@@ -1,5 +1,6 @@
 """Saves of a training loop in progress, so a stage that dies (its node lost, the study's driver
-killed) continues from its last save instead of from step 0.
+killed) continues from its last save instead of from step 0. The trainers' long loops share it
+(the super-network stage's `trainers/supernet/fit.py`), each with the trainer option `save_every_s`.
 
 A save is a folder `<directory>/step-<n>/`: the parameters (`weights.safetensors`, by position in
 the optimiser's list) and the rest (`state.pt`: optimiser, learning-rate schedule, the RNGs, where
@@ -63,6 +64,12 @@ class ProgressSaves:
         self.last_save = time.monotonic()
         return target
 
+    def newest(self) -> dict[str, Any] | None:
+        """The loop's state in the newest save without loading anything (a loop whose parameters change
+        shape as it trains, e.g. ELM's growing FFNs, reshapes its model to the save's first)."""
+        found = saves(self.directory)
+        return torch.load(found[-1] / STATE, weights_only=True) if found else None
+
     def restore(self, params: Sequence[torch.Tensor]) -> dict[str, Any] | None:
         """Load the newest save into `params`, the RNGs and the extra state; the loop's state, or None
         when there is no save (or it does not fit these parameters, e.g. a changed model)."""
@@ -89,6 +96,12 @@ class ProgressSaves:
     def clear(self) -> None:
         """Remove every save (the finished result is stored elsewhere)."""
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def check_save_every_s(value: float | None) -> None:
+    """The option `save_every_s`: seconds between saves, or None for no saves."""
+    if value is not None and value <= 0:
+        raise ValueError(f"option 'save_every_s' must be > 0 seconds or null (no saves), got {value}")
 
 
 def saves(directory: Path) -> list[Path]:
