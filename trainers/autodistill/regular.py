@@ -7,6 +7,10 @@ progressively, then pre-training distillation), `step_factor` times as many step
 downstream task and scored on the task's test split, and every model is exported
 (`trainers/autodistill/export.py`) so it loads without this project.
 
+While it distils, the state is saved every `save_every_s` seconds beside the output folder
+(`trainers/progress.py`), so a rerun after a lost node or a killed driver continues from the last
+save and ends with the student an uninterrupted run ends with.
+
 Regular distillation reads the live teacher: its batch plan is `step_factor` times longer than
 Flash Distillation's, and a table of its teacher outputs would be as many times larger while
 serving only the few selected students.
@@ -14,6 +18,7 @@ serving only the few selected students.
 from __future__ import annotations
 
 import copy
+import shutil
 import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -30,6 +35,7 @@ from trainers.autodistill.trainer import FlashDistillOptions, check_fits_teacher
 from trainers.distill.flash import FlashConfig, flash_distill
 from trainers.distill.teacher import Teacher, shared_teacher
 from trainers.efficiency import device_for_worker
+from trainers.progress import ProgressSaves
 
 
 @dataclass(frozen=True)
@@ -83,9 +89,15 @@ class LongDistillation:
     seconds: float
 
 
+def progress_dir(out_dir: Path) -> Path:
+    """Where the regular distillation into `out_dir` saves its progress: beside it, under the same name."""
+    return out_dir.parent / f"{out_dir.name}.progress"
+
+
 def distil_long(arch: StudentArch, opts: FlashDistillOptions, seed: int,
-                log: Callable[[str], None] = print) -> LongDistillation:
-    """Flash Distillation's stages with `regular_step_factor` times the steps, on the live teacher."""
+                log: Callable[[str], None] = print, progress: Path | None = None) -> LongDistillation:
+    """Flash Distillation's stages with `regular_step_factor` times the steps, on the live teacher;
+    with `progress` (and `opts.save_every_s`), saving its state there and continuing from it."""
     device = device_for_worker() if opts.device == "auto" else torch.device(opts.device)
     teacher = shared_teacher(opts.teacher, str(device))
     check_fits_teacher(arch, teacher, opts)
@@ -95,11 +107,15 @@ def distil_long(arch: StudentArch, opts: FlashDistillOptions, seed: int,
     config = regular_config(opts.flash_config(), RegularOptions.of(opts).step_factor)
     start = time.perf_counter()
 
-    def progress(m: dict[str, float]) -> None:
+    def report(m: dict[str, float]) -> None:
         log(f"stage {m['stage']:.0f} step {m['step']:.0f}: agreement {m['agreement']:.3f} "
             f"({time.perf_counter() - start:.0f} s)")
 
-    result = flash_distill(student, teacher, *corpus_blocks(opts, teacher, seed), config, progress, seed=seed)
+    saves = None if progress is None or opts.save_every_s is None else ProgressSaves(progress, opts.save_every_s)
+    result = flash_distill(student, teacher, *corpus_blocks(opts, teacher, seed), config, report, seed=seed,
+                           saves=saves)
+    if result.continued_from:
+        log(f"continued from the save of step {result.continued_from} (the steps before it did not run again)")
     return LongDistillation(student, teacher, dict(result.metrics), result.global_step, time.perf_counter() - start)
 
 
@@ -111,7 +127,7 @@ def regular_distill(arch: StudentArch, opts: FlashDistillOptions, seed: int, out
     """
     regular = RegularOptions.of(opts)
     out_dir = Path(out_dir)
-    long = distil_long(arch, opts, seed, log)
+    long = distil_long(arch, opts, seed, log, progress_dir(out_dir))
     student, teacher = long.student, long.teacher
     export_student(student, out_dir / "encoder", teacher.tokenizer)
     base = {"distill_steps": long.steps, "distill_seconds": long.seconds,
@@ -127,6 +143,8 @@ def regular_distill(arch: StudentArch, opts: FlashDistillOptions, seed: int, out
                                 onnx=regular.onnx)
         log(f"{task}: test accuracy {run.accuracy:.3f} -> {folder}")
         rows.append({**base, "task": task, "accuracy": run.accuracy, "export": str(folder)})
+    # Every model is exported: a rerun now would be a new distillation.
+    shutil.rmtree(progress_dir(out_dir), ignore_errors=True)
     return rows
 
 

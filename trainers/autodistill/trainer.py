@@ -43,6 +43,7 @@ from trainers.distill.teacher_cache import TeacherTargets, cache_key
 from trainers.efficiency import device_for_worker, measure_latency, token_inputs
 from trainers.encode import encode
 from trainers.options import DistillCorpusOptions, LatencyMeasureOptions, build_options
+from trainers.progress import check_save_every_s
 from search_spaces.base import SearchSpace
 from trainers.contract import (LATENCY_METRICS, FinishedTrial, Metrics, Report, StageContext, TrainerError, TrialContext,
                                space_metrics)
@@ -77,6 +78,9 @@ class FlashDistillOptions(FlashConfig, DistillCorpusOptions, LatencyMeasureOptio
     regular_finetune_steps: int = 300
     regular_train_examples: int = 4000
     regular_onnx: bool = False
+    #: seconds of regular distillation between saves of its state (beside the student's output, as
+    #: `<trial>.progress/`), so a distillation whose node or driver died continues; null: no saves.
+    save_every_s: float | None = 60.0
 
     def __post_init__(self) -> None:
         FlashConfig.__post_init__(self)
@@ -88,6 +92,7 @@ class FlashDistillOptions(FlashConfig, DistillCorpusOptions, LatencyMeasureOptio
             if getattr(self, name) < 1:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
         self.finetune_config()  # validates the fine-tuning options
+        check_save_every_s(self.save_every_s)
         from trainers.autodistill.regular import RegularOptions  # it builds on this module
 
         RegularOptions.of(self)  # validates the regular-distillation options

@@ -47,6 +47,7 @@ from trainers.distill.teacher_cache import TeacherTargets
 from trainers.distill.transfer import DistillHeads, fit_adapter, layer_losses, teacher_layer
 from trainers.efficiency import host_busy
 from trainers.contract import Report
+from trainers.progress import ProgressSaves
 
 #: a finished progressive stage's state, in the trial's checkpoint directory.
 STATE_FILE = "flash_state.pt"
@@ -115,6 +116,8 @@ class FlashResult:
     heads: DistillHeads
     #: the metrics of the last report.
     metrics: dict[str, float]
+    #: the step of the progress save this run continued from (0: it started at step 0).
+    continued_from: int = 0
 
 
 class FlashDistiller:
@@ -122,7 +125,8 @@ class FlashDistiller:
 
     def __init__(self, student: Student, teacher: Teacher, train_blocks: Tensor, valid_blocks: Tensor,
                  config: FlashConfig, report: Report, seed: int = 0, targets: TeacherTargets | None = None,
-                 state_dir: Path | None = None, restore_dir: Path | None = None) -> None:
+                 state_dir: Path | None = None, restore_dir: Path | None = None,
+                 saves: ProgressSaves | None = None) -> None:
         if teacher.vocab_size != student.arch.vocab_size:
             raise ValueError(f"student vocab_size={student.arch.vocab_size} must equal the teacher's {teacher.vocab_size}")
         self.student = student
@@ -144,6 +148,11 @@ class FlashDistiller:
         #: the trial (a lost node, a retry) gets it back as `restore_dir` and skips the stages done.
         self.state_dir = state_dir
         self.stages_done = self.restore(restore_dir) if restore_dir is not None else 0
+        #: saves within the stages (a long distillation); a rerun continues from the newest one.
+        self.saves = saves
+        #: the loop state of that save, until the stage it was taken in has taken it back.
+        self.resume = self.restore_progress() if saves is not None else None
+        self.continued_from = self.global_step if self.resume is not None else 0
 
     def run(self) -> FlashResult:
         for block in range(self.stages_done + 1, self.student.arch.num_blocks + 1):
@@ -151,7 +160,12 @@ class FlashDistiller:
         if self.config.pretrain_steps and self.stages_done <= self.student.arch.num_blocks:
             self.pretraining_stage()
         self.student.requires_grad_(True)
-        return FlashResult(global_step=self.global_step, heads=self.heads, metrics=dict(self.metrics))
+        if self.saves is not None:
+            # The end too: a rerun after a crash in what follows (fine-tuning, export) skips the distillation.
+            self.save_progress(self.student.arch.num_blocks + int(self.config.pretrain_steps > 0), None, None, {}, 0,
+                               finished=True)
+        return FlashResult(global_step=self.global_step, heads=self.heads, metrics=dict(self.metrics),
+                           continued_from=self.continued_from)
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save_stage(self, stage: int) -> Path | None:
@@ -179,6 +193,46 @@ class FlashDistiller:
         self.global_step, self.metrics = int(state["global_step"]), dict(state["metrics"])
         return int(state["stage"])
 
+    def progress_params(self) -> list[Tensor]:
+        return [*self.student.parameters(), *self.heads.parameters()]
+
+    def restore_progress(self) -> dict | None:
+        """Load the newest progress save (weights, RNGs, batch stream); its loop state, or None."""
+        assert self.saves is not None
+        state = self.saves.restore(self.progress_params())
+        if state is None:
+            return None
+        self.generator.set_state(state["generator"])
+        self.global_step, self.metrics = state["step"], dict(state["metrics"])
+        self.stages_done = state["stage"] - 1
+        return state
+
+    def save_progress(self, stage: int, optimizer: torch.optim.Optimizer | None,
+                      schedule: torch.optim.lr_scheduler.LambdaLR | None, sums: dict[str, float], stage_step: int,
+                      finished: bool = False) -> None:
+        """A progress save after `stage_step` steps of `stage`, when one is due (or `finished`)."""
+        if self.saves is None or not (finished or self.saves.due()):
+            return
+        loop = {"stage": stage, "stage_step": stage_step, "sums": sums, "metrics": self.metrics,
+                "generator": self.generator.get_state(), "finished": finished,
+                "optimizer": optimizer.state_dict() if optimizer is not None else {},
+                "schedule": schedule.state_dict() if schedule is not None else {}}
+        self.saves.save(self.global_step, self.progress_params(), loop)
+
+    def resume_stage(self, stage: int, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LambdaLR,
+                     sums: dict[str, float]) -> int:
+        """The steps of `stage` a progress save already covers (0 when it is not that stage's); the
+        optimiser, schedule and loss sums are loaded back."""
+        if self.resume is None or self.resume["stage"] != stage:
+            return 0
+        state, self.resume = self.resume, None
+        if state["finished"]:
+            return self.config.pretrain_steps if stage > self.student.arch.num_blocks else self.config.steps_per_block
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        sums.update(state["sums"])
+        return state["stage_step"]
+
     # ---- stages -----------------------------------------------------------------------------
     def progressive_stage(self, block: int) -> None:
         """Stage `block`: train only that block (and the embeddings in stage 1) and its adapter."""
@@ -196,7 +250,7 @@ class FlashDistiller:
             optimizer, warmup_then_decay(warmup, steps) if self.config.stage_decay else warmup_then_constant(warmup))
         sums = {"loss": 0.0, "attention_kl": 0.0, "feature_loss": 0.0}
         self.student.train()
-        for step in range(self.config.steps_per_block):
+        for step in range(self.resume_stage(block, optimizer, schedule, sums), self.config.steps_per_block):
             # One step is one host_busy section: a latency measurement on this host waits for it to
             # end and holds back the next one, so no trial times its forwards beside this training.
             with host_busy():
@@ -214,6 +268,7 @@ class FlashDistiller:
             for key, value in (("loss", losses.total), ("attention_kl", losses.attention_kl),
                                ("feature_loss", losses.feature_loss)):
                 sums[key] += value.item()
+            self.save_progress(block, optimizer, schedule, sums, step + 1)
         means = {k: v / self.config.steps_per_block for k, v in sums.items()}
         agreement = held_out_agreement(self.student, self.heads, self.targets, self.valid_blocks, block,
                                        self.config.batch_size)
@@ -230,8 +285,9 @@ class FlashDistiller:
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(cfg.warmup_steps, cfg.pretrain_steps))
         every = cfg.report_every or cfg.pretrain_steps
         sums = {"loss": 0.0, "mlm_loss": 0.0, "hidden_loss": 0.0}
-        count = 0
-        for step in range(1, cfg.pretrain_steps + 1):
+        done = self.resume_stage(stage, optimizer, schedule, sums)
+        count = done % every  # the steps since the last report, which the restored sums hold
+        for step in range(done + 1, cfg.pretrain_steps + 1):
             with host_busy():  # as in the progressive stages
                 self.student.train()
                 clean = self.batch()  # (B, S)
@@ -260,6 +316,7 @@ class FlashDistiller:
             if step % every == 0 or step == cfg.pretrain_steps:
                 self.emit(stage=stage, losses={k: v / count for k, v in sums.items()}, scores=self.final_scores())
                 sums, count = dict.fromkeys(sums, 0.0), 0
+            self.save_progress(stage, optimizer, schedule, sums, step)
 
     def final_scores(self) -> dict[str, float]:
         """Held-out agreement of the last block, masked-token accuracy (the paper's MLM accuracy) and loss."""
@@ -317,14 +374,16 @@ def warmup_then_decay(warmup: int, total: int) -> Callable[[int], float]:
 def flash_distill(student: Student, teacher: Teacher, train_blocks: Tensor, valid_blocks: Tensor,
                   config: FlashConfig, report: Report, seed: int = 0,
                   targets: TeacherTargets | None = None, state_dir: Path | None = None,
-                  restore_dir: Path | None = None) -> FlashResult:
+                  restore_dir: Path | None = None, saves: ProgressSaves | None = None) -> FlashResult:
     """Flash-distil `student` from `teacher` in place and return the distillation heads and last metrics.
 
     `targets` serves the teacher's outputs from a table of earlier answers (`teacher_cache.py`);
     without it every target comes from the live teacher. With `state_dir`, each finished progressive
     stage is saved there and reported as a checkpoint; `restore_dir` (a rerun's copy of it) continues
-    after the stages it holds, with the same batches an uninterrupted run would have drawn.
+    after the stages it holds, with the same batches an uninterrupted run would have drawn. With
+    `saves`, the state is also saved within the stages every `saves.every_s` seconds, and a rerun
+    continues from the newest save to the weights an uninterrupted run ends with.
     """
     torch.manual_seed(seed)
     return FlashDistiller(student, teacher, train_blocks, valid_blocks, config, report, seed, targets,
-                          state_dir, restore_dir).run()
+                          state_dir, restore_dir, saves).run()
