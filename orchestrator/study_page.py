@@ -36,7 +36,7 @@ td.text{text-align:left;white-space:normal;max-width:40em;overflow-wrap:anywhere
 
 #: bookkeeping columns shown after the objectives, in this order (when present).
 _LEAD = ("trial_id", "status")
-_TAIL = ("hardware", "latency_clock", "host", "duration_s", "num_reports", "attempt", "error")
+_TAIL = ("hardware", "latency_clock", "precision", "host", "duration_s", "num_reports", "attempt", "error")
 _HIDDEN = ("started_at", "ended_at")
 
 

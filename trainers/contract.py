@@ -54,7 +54,7 @@ DeclaredMetrics = Collection[str] | Callable[[Any, SearchSpace], Collection[str]
 
 #: measured size and latency, as several trainers report them (`trainers/efficiency`).
 PARAM_METRICS = ("params", "params_non_embedding")
-LATENCY_METRICS = ("latency_ms", "latency_p90_ms", "latency_cv", "hardware", "latency_clock")
+LATENCY_METRICS = ("latency_ms", "latency_p90_ms", "latency_cv", "hardware", "latency_clock", "precision")
 
 
 class TrialStopped(Exception):

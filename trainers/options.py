@@ -1,17 +1,22 @@
 """Typed trainer options built from a study's `trainer.options` mapping, and the option groups trainers
 share (a trainer's option class inherits them, so every trainer spells, defaults and checks them alike):
-`LatencyMeasureOptions` for a trainer that times its model, `DistillCorpusOptions` for one that
-distils from a teacher on unlabelled text."""
+`PrecisionOptions` for every trainer that trains or scores a network, `LatencyMeasureOptions` for a
+trainer that times its model, `DistillCorpusOptions` for one that distils from a teacher on unlabelled
+text."""
 from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, TypeVar
 
 if TYPE_CHECKING:  # the orchestrator reads this module to build options; it must not load torch
     from trainers.efficiency.latency import LatencyOptions
 
 T = TypeVar("T")
+
+#: the arithmetic a trainer trains, evaluates and times in (`trainers/precision.py`).
+PRECISIONS = ("fp32", "bf16", "fp16")
+Precision = Literal["fp32", "bf16", "fp16"]
 
 
 def build_options(cls: type[T], options: Mapping[str, Any]) -> T:
@@ -27,8 +32,25 @@ def build_options(cls: type[T], options: Mapping[str, Any]) -> T:
     return cls(**options)
 
 
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"option 'precision' must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 @dataclasses.dataclass(frozen=True)
-class LatencyMeasureOptions:
+class PrecisionOptions:
+    """The arithmetic of training, evaluation and latency: "fp32", or autocast to "bf16" (CPU and CUDA)
+    or "fp16" (CUDA only, with a gradient scaler). Whether the worker can run it is checked when a
+    trial starts (`trainers/precision.py`): the driver that validates a study may have no GPU."""
+
+    precision: Precision = "fp32"
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyMeasureOptions(PrecisionOptions):
     """How a trial's model is timed on its worker (`trainers/efficiency/latency.py`)."""
 
     latency_batch: int = 1
@@ -42,6 +64,7 @@ class LatencyMeasureOptions:
     latency_optional: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
+        PrecisionOptions.__post_init__(self)
         for name in ("latency_batch", "latency_seq_len", "latency_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
@@ -55,7 +78,8 @@ class LatencyMeasureOptions:
         from trainers.efficiency.latency import LatencyOptions  # torch, only where a model is timed
 
         return LatencyOptions(batch=self.latency_batch, seq_len=self.latency_seq_len, repeats=self.latency_repeats,
-                              threads=self.latency_threads, clock=self.latency_clock)  # type: ignore[arg-type]
+                              threads=self.latency_threads, clock=self.latency_clock,  # type: ignore[arg-type]
+                              precision=self.precision)
 
 
 @dataclasses.dataclass(frozen=True)

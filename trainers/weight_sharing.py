@@ -6,8 +6,10 @@ sub-network costs one pass over the validation data — no training. The super-n
 once per worker process and kept (a worker runs many trials); each trial selects its sub-network,
 evaluates, and measures the extracted model. Reports (once; there is no fidelity to stop early on):
 `accuracy`, `loss`, `params`, `params_non_embedding`, `flops`, `latency_ms`, `latency_p90_ms`,
-`latency_cv`, and the text metric `hardware`. Its hooks (`trainers/supernet/hooks.py`) train the
-super-network before the trials and export a trial's sub-network as a standalone model.
+`latency_cv`, and the text metrics `hardware`, `latency_clock` and `precision` (option `precision`:
+the super-network trains, and its sub-networks are evaluated and timed, in fp32, bf16 or fp16). Its
+hooks (`trainers/supernet/hooks.py`) train the super-network before the trials and export a trial's
+sub-network as a standalone model.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import Any, Mapping
 import torch
 
 from trainers.options import build_options
+from trainers.precision import check_device
 from trainers.contract import (LATENCY_METRICS, PARAM_METRICS, FinishedTrial, Metrics, Prepared, Report, StageContext,
                                TrialContext)
 from trainers.supernet.cache import SupernetConfig, load_supernet
@@ -60,6 +63,7 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
     sub = space.architecture(ctx.arch)  # an illegal sub-network fails here, before anything loads
     check_lengths(space, max_length=opts.max_length, latency_seq_len=opts.latency_seq_len)
     device = pick_device(opts.device)
+    check_device(opts.precision, device)
     # `lmnas run` trains the super-network before the trials; this finds it (or trains it when run alone).
     directory = ensure_supernet(SupernetConfig.of(opts), space, ctx.seed)
     supernet = supernet_for(directory, device)
@@ -67,7 +71,7 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
         SplitSpec(opts.task, opts.model, "validation", opts.eval_examples, opts.max_length, ctx.seed))
     supernet.set_sub_network(sub)
     try:
-        scores = evaluate(supernet, split, opts.eval_batch_size)
+        scores = evaluate(supernet, split, opts.eval_batch_size, opts.precision)
         compact = supernet.extract_sub_network(sub)
     finally:
         supernet.reset_super_network()

@@ -11,18 +11,18 @@ its parameter counts (exact, from `count_params`) and validation accuracy. Which
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.sub_network import EncoderShape, SubNetwork, count_params
 from trainers.autodistill.finetune import accuracy
 from trainers.encode import Encoded
 from trainers.supernet import SuperNetwork
-from trainers.supernet.fit import fit
+from trainers.precision import MixedPrecision
+from trainers.supernet.fit import cross_entropy_step, fit
 from trainers.supernet.options import FinetuneOptions
 
 #: the columns of every baseline's table, in order.
@@ -45,17 +45,14 @@ class BaselineData:
 
 def fine_tune(model: nn.Module, train: Encoded, options: FinetuneOptions, seed: int = 0) -> list[dict[str, float]]:
     """Cross-entropy fine-tuning with the super-network stage's loop (AdamW, linear decay, clipping)
-    for `options.epochs` epochs on the device `model` is on; returns the loss trace, leaves eval mode."""
+    for `options.epochs` epochs on the device `model` is on, in `options.precision`; returns the loss
+    trace, leaves eval mode."""
     device = next(model.parameters()).device
-
-    def step(batch: Mapping[str, torch.Tensor], progress: float) -> dict[str, float]:
-        loss = F.cross_entropy(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
-        loss.backward()
-        return {"loss": float(loss.detach())}
-
+    amp = MixedPrecision(options.precision, device)
     torch.manual_seed(seed)  # dropout
     model.train()
-    trace = fit(model.parameters(), train.loader(options.batch_size, shuffle=True, seed=seed), options, device, step)
+    trace = fit(model.parameters(), train.loader(options.batch_size, shuffle=True, seed=seed), options, device,
+                cross_entropy_step(model, amp), amp=amp)
     model.eval()
     return trace
 

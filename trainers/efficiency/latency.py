@@ -18,6 +18,9 @@ BERT at batch 1 x 128 tokens timed 9.5 ms (CV 0.03) quiet; under load the wall c
 (CV 0.15) and the thread clock 10.2 ms (CV 0.05). With several threads (whose work the calling
 thread's clock does not see) or on CUDA (asynchronous kernels), the wall clock is used. `clock`
 forces either; the one used is reported as `latency_clock`.
+
+The forwards run in the trial's precision (`trainers/precision.py`: fp32, or autocast to bf16 / fp16),
+the one the model will be deployed in, and the latency is reported with it (`precision`).
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ from torch import nn
 from trainers.efficiency.hardware import hardware_label
 from trainers.efficiency.host_lock import MEASURE_TIMEOUT_S, Hold, exclusive_measurement
 from trainers.efficiency.inputs import MakeInputs, call_model, model_device, token_inputs
+from trainers.options import check_precision
+from trainers.precision import autocast
 
 
 #: the clocks a forward can be timed by: seconds as a float.
@@ -71,6 +76,8 @@ class LatencyOptions:
     exclusive: bool = True
     lock_timeout_s: float | None = MEASURE_TIMEOUT_S
     clock: Literal["auto", "wall", "thread"] = "auto"
+    #: "fp32", or the 16-bit autocast the forwards run under ("bf16", "fp16").
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
     def __post_init__(self) -> None:
         for name, low in (("batch", 1), ("seq_len", 1), ("warmup", 0), ("repeats", 1), ("min_repeats", 1)):
@@ -84,6 +91,7 @@ class LatencyOptions:
             raise ValueError(f"lock_timeout_s must be >= 0 or None (wait forever), got {self.lock_timeout_s}")
         if self.clock not in CLOCKS:
             raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
+        check_precision(self.precision)
 
 
 @dataclass(frozen=True)
@@ -107,14 +115,17 @@ class Latency:
     lock_wait_s: float = 0.0
     #: the clock the forwards were timed by: "wall" or "thread" (the thread's CPU time).
     clock: str = "wall"
+    #: the arithmetic the forwards ran in: "fp32", "bf16" or "fp16".
+    precision: str = "fp32"
 
     def as_metrics(self) -> dict[str, float]:
         """The numeric part (the labels are in `report`)."""
         return {"latency_ms": self.median_ms, "latency_p90_ms": self.p90_ms, "latency_cv": self.cv}
 
     def report(self) -> dict[str, float | str]:
-        """What a trainer reports of it: the numbers, the hardware and the clock."""
-        return {**self.as_metrics(), "hardware": self.hardware, "latency_clock": self.clock}
+        """What a trainer reports of it: the numbers, the hardware, the clock and the precision."""
+        return {**self.as_metrics(), "hardware": self.hardware, "latency_clock": self.clock,
+                "precision": self.precision}
 
 
 def summarise(times_ms: Sequence[float]) -> tuple[float, float, float, float]:
@@ -160,7 +171,7 @@ def measure_latency(
         clock = choose_clock(options.clock, device, threads)
         timer = TIMERS[clock]
         model.eval()
-        with host_lock(options) as hold, torch.inference_mode():
+        with host_lock(options) as hold, torch.inference_mode(), autocast(options.precision, device):
             # The budget starts once the host is ours: waiting is neither timed nor budgeted.
             start = time.perf_counter()
             for _ in range(options.warmup):
@@ -196,6 +207,7 @@ def measure_latency(
         exclusive=hold.held,
         lock_wait_s=hold.waited_s,
         clock=clock,
+        precision=options.precision,
     )
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from search_spaces.pruning import PruningSpace
 from search_spaces.sub_network import SubNetwork
 from trainers.distill.losses import logit_kl
+from trainers.precision import FP32, MixedPrecision
 from trainers.supernet.model import SuperNetwork
 
 #: a batch from `trainers.encode.Encoded.loader`: input_ids (B, S), attention_mask (B, S), labels (B,).
@@ -37,9 +38,10 @@ class Strategy(ABC):
 
     @abstractmethod
     def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
-             progress: float = 0.0) -> Losses:
-        """Accumulate the gradients of one update into `supernet`; `progress` in [0, 1] is the
-        fraction of training done (schedules use it). Returns the loss of each sub-network trained."""
+             progress: float = 0.0, amp: MixedPrecision = FP32) -> Losses:
+        """Accumulate the gradients of one update into `supernet`, in `amp`'s precision; `progress` in
+        [0, 1] is the fraction of training done (schedules use it). Returns the loss of each sub-network
+        trained."""
 
 
 def reads_input(sub: SubNetwork) -> bool:
@@ -88,20 +90,21 @@ def lower_bound(space: PruningSpace) -> SubNetwork:
     raise ValueError(f"{space.name}: no sub-network one step above the smallest keeps an attention head")
 
 
-def train_sub_network(supernet: SuperNetwork, sub: SubNetwork, batch: Batch,
-                      teacher: torch.Tensor | None = None, temperature: float = 1.0) -> tuple[float, torch.Tensor]:
-    """Forward `sub` on `batch`, backward its loss; returns (loss, detached logits (B, C)).
+def train_sub_network(supernet: SuperNetwork, sub: SubNetwork, batch: Batch, teacher: torch.Tensor | None = None,
+                      temperature: float = 1.0, amp: MixedPrecision = FP32) -> tuple[float, torch.Tensor]:
+    """Forward `sub` on `batch` under `amp`'s autocast, backward its loss; returns (loss, detached logits (B, C)).
 
     The loss is cross-entropy on the labels, plus, given the super-network's logits `teacher`, the
     in-place distillation term KL(softmax(teacher / T) || softmax(logits / T)) * T^2 (§3.2.1, Eq. 2).
     """
     supernet.set_sub_network(sub)
     try:
-        logits = supernet(batch["input_ids"], batch["attention_mask"])  # (B, C)
-        loss = F.cross_entropy(logits, batch["labels"])
-        if teacher is not None:
-            loss = loss + logit_kl(teacher, logits, temperature)
-        loss.backward()
+        with amp.autocast():
+            logits = supernet(batch["input_ids"], batch["attention_mask"])  # (B, C)
+            loss = F.cross_entropy(logits, batch["labels"])
+            if teacher is not None:
+                loss = loss + logit_kl(teacher, logits, temperature)
+        amp.backward(loss)
     finally:
         supernet.reset_super_network()
     return float(loss.detach()), logits.detach()

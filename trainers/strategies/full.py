@@ -21,6 +21,7 @@ from trainers.strategies.base import (
     train_sub_network,
 )
 from trainers.strategies.sandwich import sandwich_members
+from trainers.precision import FP32, MixedPrecision
 from trainers.supernet.model import SuperNetwork
 
 
@@ -35,9 +36,9 @@ class Full(Strategy):
         check_temperature(self.temperature)
 
     def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
-             progress: float = 0.0) -> Losses:
-        loss, teacher = train_sub_network(supernet, space.architecture(space.largest()), batch)
+             progress: float = 0.0, amp: MixedPrecision = FP32) -> Losses:
+        loss, teacher = train_sub_network(supernet, space.architecture(space.largest()), batch, amp=amp)
         losses = {"largest": loss}
         for role, sub in sandwich_members(space, rng, self.num_random):
-            losses[role] = train_sub_network(supernet, sub, batch, teacher, self.temperature)[0]
+            losses[role] = train_sub_network(supernet, sub, batch, teacher, self.temperature, amp=amp)[0]
         return losses

@@ -14,6 +14,7 @@ import numpy as np
 
 from search_spaces.pruning import PruningSpace
 from trainers.strategies.base import Batch, Losses, Strategy, check_temperature, random_sub_network, train_sub_network
+from trainers.precision import FP32, MixedPrecision
 from trainers.supernet.model import SuperNetwork
 
 
@@ -26,7 +27,7 @@ class InplaceKD(Strategy):
         check_temperature(self.temperature)
 
     def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
-             progress: float = 0.0) -> Losses:
-        loss, teacher = train_sub_network(supernet, space.architecture(space.largest()), batch)
-        kd, _ = train_sub_network(supernet, random_sub_network(space, rng), batch, teacher, self.temperature)
+             progress: float = 0.0, amp: MixedPrecision = FP32) -> Losses:
+        loss, teacher = train_sub_network(supernet, space.architecture(space.largest()), batch, amp=amp)
+        kd, _ = train_sub_network(supernet, random_sub_network(space, rng), batch, teacher, self.temperature, amp=amp)
         return {"largest": loss, "random_0": kd}

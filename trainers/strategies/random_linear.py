@@ -14,6 +14,7 @@ import numpy as np
 
 from search_spaces.pruning import PruningSpace
 from trainers.strategies.base import Batch, Losses, Strategy, random_sub_network, train_sub_network
+from trainers.precision import FP32, MixedPrecision
 from trainers.supernet.model import SuperNetwork
 
 
@@ -33,9 +34,9 @@ class RandomLinear(Strategy):
         return self.start + (self.end - self.start) * min(max(progress, 0.0), 1.0)
 
     def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
-             progress: float = 0.0) -> Losses:
+             progress: float = 0.0, amp: MixedPrecision = FP32) -> Losses:
         if rng.random() < self.probability(progress):
-            loss, _ = train_sub_network(supernet, random_sub_network(space, rng), batch)
+            loss, _ = train_sub_network(supernet, random_sub_network(space, rng), batch, amp=amp)
             return {"random_0": loss}
-        loss, _ = train_sub_network(supernet, space.architecture(space.largest()), batch)
+        loss, _ = train_sub_network(supernet, space.architecture(space.largest()), batch, amp=amp)
         return {"largest": loss}

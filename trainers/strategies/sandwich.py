@@ -15,6 +15,7 @@ from search_spaces.pruning import PruningSpace
 from search_spaces.sub_network import SubNetwork
 from trainers.strategies.base import (Batch, Losses, Strategy, check_num_random, lower_bound, random_sub_network,
                                       train_sub_network)
+from trainers.precision import FP32, MixedPrecision
 from trainers.supernet.model import SuperNetwork
 
 
@@ -34,8 +35,8 @@ class Sandwich(Strategy):
         check_num_random(self.num_random)
 
     def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
-             progress: float = 0.0) -> Losses:
-        losses = {"largest": train_sub_network(supernet, space.architecture(space.largest()), batch)[0]}
+             progress: float = 0.0, amp: MixedPrecision = FP32) -> Losses:
+        losses = {"largest": train_sub_network(supernet, space.architecture(space.largest()), batch, amp=amp)[0]}
         for role, sub in sandwich_members(space, rng, self.num_random):
-            losses[role] = train_sub_network(supernet, sub, batch)[0]
+            losses[role] = train_sub_network(supernet, sub, batch, amp=amp)[0]
         return losses

@@ -11,6 +11,7 @@ import numpy as np
 
 from search_spaces.pruning import PruningSpace
 from trainers.strategies.base import Batch, Losses, Strategy, train_sub_network
+from trainers.precision import FP32, MixedPrecision
 from trainers.supernet.model import SuperNetwork
 
 
@@ -19,6 +20,6 @@ class Standard(Strategy):
     name = "standard"
 
     def step(self, supernet: SuperNetwork, batch: Batch, space: PruningSpace, rng: np.random.Generator,
-             progress: float = 0.0) -> Losses:
-        loss, _ = train_sub_network(supernet, space.architecture(space.largest()), batch)
+             progress: float = 0.0, amp: MixedPrecision = FP32) -> Losses:
+        loss, _ = train_sub_network(supernet, space.architecture(space.largest()), batch, amp=amp)
         return {"largest": loss}

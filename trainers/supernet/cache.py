@@ -96,6 +96,8 @@ def key_fields(config: SupernetConfig, space: PruningSpace, seed: int) -> dict[s
                                       "max_length", "pooling")},
         "space": {"name": space.name, "options": space.options()},
         "seed": seed,
+        # 16-bit training gives other weights; fp32 adds no key, so checkpoints from before the option keep theirs
+        **({"precision": config.precision} if config.precision != "fp32" else {}),
     }
 
 

@@ -35,4 +35,4 @@ def train_standalone(ctx: StageContext, trial: FinishedTrial, config: SupernetCo
     ctx.log(f"{trial.trial_id}: fine-tuning {sum(len(h) > 0 for h in sub.heads)} layers standalone "
             f"({config.epochs} epochs of {len(train)} examples)")
     fine_tune(model, train, config, ctx.seed)
-    return evaluate(model, validation, measure.eval_batch_size)
+    return evaluate(model, validation, measure.eval_batch_size, config.precision)

@@ -3,7 +3,8 @@
 AdamW with an optional linear warm-up, a linear decay to zero and gradient clipping at 1 (the
 Hugging Face defaults the structural-pruning paper follows, Appendix A). What one step computes is
 the caller's: a strategy's update for the super-network, plain cross-entropy for a standalone
-sub-network. `param_groups` gives the classification head its own learning rate (`head_lr`).
+sub-network, with its forward under the run's autocast and its backward through `amp.backward`
+(`trainers/precision.py`). `param_groups` gives the classification head its own learning rate (`head_lr`).
 """
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from trainers.efficiency import host_busy
 from trainers.contract import TrainerError
+from trainers.precision import FP32, MixedPrecision, to_device
 from trainers.supernet.options import FinetuneOptions
 from trainers.progress import ProgressSaves
 
@@ -39,6 +42,18 @@ def param_groups(model: torch.nn.Module, options: FinetuneOptions) -> list[dict[
     return [{"params": body}, {"params": head, "lr": options.head_lr}]
 
 
+def cross_entropy_step(model: torch.nn.Module, amp: MixedPrecision = FP32) -> StepFn:
+    """The step of a classifier trained on its own: cross-entropy on the labels, forward in `amp`'s precision."""
+
+    def step(batch: Mapping[str, torch.Tensor], progress: float) -> dict[str, float]:
+        with amp.autocast():
+            loss = F.cross_entropy(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+        amp.backward(loss)
+        return {"loss": float(loss.detach())}
+
+    return step
+
+
 def lr_factor(step: int, total: int, warmup: float) -> float:
     """The learning rate's multiplier at `step` of `total`: linear rise over the first `warmup`
     fraction of the steps, then linear decay to 0 (Hugging Face's linear schedule)."""
@@ -50,12 +65,13 @@ def lr_factor(step: int, total: int, warmup: float) -> float:
 
 def fit(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], loader: DataLoader, options: FinetuneOptions,
         device: torch.device, step_fn: StepFn, on_epoch: EpochEnd | None = None, log: Log | None = None,
-        log_every: int = 10, saves: ProgressSaves | None = None) -> list[dict[str, float]]:
+        log_every: int = 10, saves: ProgressSaves | None = None, amp: MixedPrecision = FP32) -> list[dict[str, float]]:
     """Run `options.epochs` epochs; returns the logged trace [{step, epoch, loss, <role>: loss, ...}]:
     `loss` is the mean over the step's losses, each role's (e.g. "largest") its own mean. `params`
     are parameters or parameter groups (`param_groups`). With `saves`, the loop continues from the
     newest save found there and saves its state every `saves.every_s` seconds of training, so an
-    interrupted run ends with the weights an uninterrupted one would have."""
+    interrupted run ends with the weights an uninterrupted one would have. `amp` (the precision the
+    step functions ran in) clips and steps: for fp16 it unscales the gradients first."""
     groups = list(params)
     if groups and not isinstance(groups[0], dict):
         groups = [{"params": groups}]
@@ -86,14 +102,13 @@ def fit(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], loader:
             # One step is one host_busy section: a latency measurement on this host waits for it to
             # end and holds back the next one, so no trial times its forwards beside this training.
             with host_busy():
-                batch = {k: v.to(device) for k, v in batch.items()}
+                batch = to_device(dict(batch), device)
                 optimizer.zero_grad(set_to_none=True)
                 losses = dict(step_fn(batch, step / total))
                 loss = float(np.mean(list(losses.values())))
                 if not math.isfinite(loss):
                     raise TrainerError(f"training diverged at step {step + 1} (loss {loss}); lower option 'lr'")
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
+                amp.step(optimizer, params, 1.0)
                 schedule.step()
             step += 1
             window.append(losses)

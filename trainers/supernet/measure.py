@@ -11,13 +11,15 @@ import torch.nn.functional as F
 
 from trainers.efficiency import ForwardShape, count_params, encoder_flops, host_busy, measure_latency, token_inputs
 from trainers.encode import Encoded
+from trainers.precision import autocast, to_device
 from trainers.supernet.options import MeasureOptions
 from trainers.supernet.standalone import CompactBert
 
 
 @torch.no_grad()
-def evaluate(model: CompactBert, split: Encoded, batch_size: int = 64) -> dict[str, float]:
-    """Accuracy and mean cross-entropy of `model` on a labelled split (eval mode; mode restored)."""
+def evaluate(model: CompactBert, split: Encoded, batch_size: int = 64, precision: str = "fp32") -> dict[str, float]:
+    """Accuracy and mean cross-entropy of `model` on a labelled split (eval mode; mode restored), its
+    forwards in `precision` (`trainers/precision.py`)."""
     assert split.labels is not None, "evaluate needs a labelled split"
     device = next(model.parameters()).device
     was_training = model.training
@@ -28,8 +30,10 @@ def evaluate(model: CompactBert, split: Encoded, batch_size: int = 64) -> dict[s
             # A neighbour trial times its forwards only between batches (see trainers/efficiency/host_lock.py).
             with host_busy():
                 rows = slice(start, start + batch_size)
-                logits = model(split.input_ids[rows].to(device), split.attention_mask[rows].to(device))  # (B, C)
-                labels = split.labels[rows].to(device)
+                with autocast(precision, device):
+                    logits = model(to_device(split.input_ids[rows], device),
+                                   to_device(split.attention_mask[rows], device)).float()  # (B, C)
+                labels = to_device(split.labels[rows], device)
                 loss += float(F.cross_entropy(logits, labels, reduction="sum"))
                 correct += int((logits.argmax(-1) == labels).sum())
     finally:
@@ -39,7 +43,7 @@ def evaluate(model: CompactBert, split: Encoded, batch_size: int = 64) -> dict[s
 
 def efficiency(model: CompactBert, options: MeasureOptions) -> dict[str, float | str]:
     """Measured parameters, analytic FLOPs at (latency_batch, latency_seq_len), and measured latency
-    on the model's device with the hardware's name."""
+    on the model's device in the options' precision, with the hardware's name and the precision."""
     c = model.config
     shape = ForwardShape(hidden=c.hidden_size, head_dim=c.head_size, heads_per_layer=c.heads, ffn_per_layer=c.units,
                          seq_len=options.latency_seq_len, batch=options.latency_batch, num_labels=c.num_labels)

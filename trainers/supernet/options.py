@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from trainers.options import LatencyMeasureOptions
+from trainers.options import LatencyMeasureOptions, PrecisionOptions
 
 
 @dataclass(frozen=True)
-class FinetuneOptions:
-    """A fine-tuning run: which model on which task, and how (AdamW with linear decay)."""
+class FinetuneOptions(PrecisionOptions):
+    """A fine-tuning run: which model on which task, and how (AdamW with linear decay), in which
+    precision (inherited)."""
 
     #: a model asset (`minilm-l6`) or a local Hugging Face BERT folder.
     model: str = "minilm-l6"
@@ -30,6 +31,7 @@ class FinetuneOptions:
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
+        PrecisionOptions.__post_init__(self)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
