@@ -1,6 +1,8 @@
 """Saves of a training loop in progress, so a stage that dies (its node lost, the study's driver
-killed) continues from its last save instead of from step 0. The trainers' long loops share it
-(the super-network stage's `trainers/supernet/fit.py`), each with the trainer option `save_every_s`.
+killed) continues from its last save instead of from step 0. Every long loop uses it: the
+super-network stage (`trainers/supernet/fit.py`), AutoDistill's regular distillation
+(`trainers/distill/flash.py`) and ELM's super-network training and fine-tunes
+(`trainers/elm/train.py`, `trainers/elm/finetune.py`); each takes the trainer option `save_every_s`.
 
 A save is a folder `<directory>/step-<n>/`: the parameters (`weights.safetensors`, by position in
 the optimiser's list) and the rest (`state.pt`: optimiser, learning-rate schedule, the RNGs, where
@@ -96,6 +98,12 @@ class ProgressSaves:
     def clear(self) -> None:
         """Remove every save (the finished result is stored elsewhere)."""
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def progress_dir(output: Path) -> Path:
+    """Where the training that writes `output` saves its progress: beside it, under the same name, so a
+    retry on another node (on a shared folder) or a resumed study finds it by the same key."""
+    return output.parent / f"{output.name}.progress"
 
 
 def check_save_every_s(value: float | None) -> None:

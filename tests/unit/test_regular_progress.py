@@ -11,9 +11,9 @@ from safetensors.torch import load_file
 from tests.unit.crash import run_killed
 from tests.unit.test_autodistill_regular import tiny_options, tiny_space
 from tests.unit.tiny_teacher import make_tiny_teacher
-from trainers.autodistill.regular import progress_dir, regular_distill
+from trainers.autodistill.regular import regular_distill
 from trainers.autodistill.trainer import FlashDistillOptions
-from trainers.progress import saves
+from trainers.progress import progress_dir, saves
 
 
 def test_a_killed_regular_distillation_continues_to_the_uninterrupted_result(tmp_path: Path) -> None:

@@ -29,13 +29,13 @@ import torch
 from search_spaces.autodistill import StudentArch
 from trainers.autodistill.embedding_init import init_embeddings_from_teacher
 from trainers.autodistill.export import export_student
-from trainers.autodistill.finetune import FinetuneConfig, finetune_on_task
+from trainers.autodistill.finetune import finetune_on_task
 from trainers.autodistill.student import Student
 from trainers.autodistill.trainer import FlashDistillOptions, check_fits_teacher, corpus_blocks
 from trainers.distill.flash import FlashConfig, flash_distill
 from trainers.distill.teacher import Teacher, shared_teacher
 from trainers.efficiency import device_for_worker
-from trainers.progress import ProgressSaves
+from trainers.progress import ProgressSaves, progress_dir
 
 
 @dataclass(frozen=True)
@@ -89,11 +89,6 @@ class LongDistillation:
     seconds: float
 
 
-def progress_dir(out_dir: Path) -> Path:
-    """Where the regular distillation into `out_dir` saves its progress: beside it, under the same name."""
-    return out_dir.parent / f"{out_dir.name}.progress"
-
-
 def distil_long(arch: StudentArch, opts: FlashDistillOptions, seed: int,
                 log: Callable[[str], None] = print, progress: Path | None = None) -> LongDistillation:
     """Flash Distillation's stages with `regular_step_factor` times the steps, on the live teacher;
@@ -133,8 +128,7 @@ def regular_distill(arch: StudentArch, opts: FlashDistillOptions, seed: int, out
     base = {"distill_steps": long.steps, "distill_seconds": long.seconds,
             "agreement": long.metrics["agreement"], "mlm_accuracy": long.metrics["mlm_accuracy"]}
     rows = []
-    finetune = FinetuneConfig(steps=regular.finetune_steps, batch_size=opts.finetune_batch_size, lr=opts.finetune_lr,
-                              weight_decay=opts.weight_decay)
+    finetune = replace(opts.finetune_config(), steps=regular.finetune_steps)
     for task in regular.tasks:
         run = finetune_on_task(copy.deepcopy(student), teacher.tokenizer, task, finetune,
                                max_length=opts.task_max_length, train_examples=regular.train_examples,

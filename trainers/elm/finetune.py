@@ -11,7 +11,8 @@
   paper pre-trains the found architecture again before fine-tuning it, Appendix A).
 
 Both use AdamW with a linear warm-up over the first tenth of the steps, then a linear decay to zero
-(Appendix A), and clip gradients at 1.
+(Appendix A), and clip gradients at 1. With `saves` (`trainers/progress.py`) both save their state
+as they go and continue from the newest save, ending where an uninterrupted run ends.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from trainers.elm.distill import Adapters, LossKind, check_loss_kind, class_loss
 from trainers.elm.supernet import ElmModel
 from trainers.elm.task import ElmClassifier, TaskTeacher
 from trainers.encode import Encoded
+from trainers.progress import ProgressSaves
 from trainers.report import TrainerError
 
 Log = Callable[[str], None]
@@ -79,14 +81,27 @@ def schedule(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_sch
 
 
 def run_steps(params: Iterable[nn.Parameter], config: TuneConfig, loss_at: Callable[[int], Tensor],
-              log: Log | None, what: str, log_every: int = 25) -> float:
-    """`config.steps` optimiser steps on `loss_at(step)`; returns the mean loss of the last log window."""
+              log: Log | None, what: str, log_every: int = 25, saves: ProgressSaves | None = None,
+              generator: torch.Generator | None = None) -> float:
+    """`config.steps` optimiser steps on `loss_at(step)`; returns the mean loss of the last log window.
+    With `saves`, continues from the newest save there (its weights, optimiser, RNGs and `generator`,
+    the batch stream `loss_at` draws from) and saves every `saves.every_s` seconds and at the end."""
     params = [p for p in params if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     lr_schedule = schedule(optimizer, config.steps)
     window: list[float] = []
     last = float("nan")
-    for step in range(config.steps):
+    first = 0
+    restored = saves.restore(params) if saves is not None else None
+    if restored is not None:
+        optimizer.load_state_dict(restored["optimizer"])
+        lr_schedule.load_state_dict(restored["schedule"])
+        first, window, last = restored["step"], restored["window"], restored["last"]
+        if generator is not None:
+            generator.set_state(restored["generator"])
+        if log is not None:
+            log(f"{what}: continuing from the save of step {first}/{config.steps}")
+    for step in range(first, config.steps):
         loss = loss_at(step)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{what}: the loss became {float(loss)} at step {step + 1}; lower the lr")
@@ -101,12 +116,16 @@ def run_steps(params: Iterable[nn.Parameter], config: TuneConfig, loss_at: Calla
             if log is not None:
                 log(f"{what}: step {step + 1}/{config.steps} loss {last:.4f}")
             window = []
+        if saves is not None and (saves.due() or step + 1 == config.steps):
+            saves.save(step + 1, params, {"optimizer": optimizer.state_dict(), "schedule": lr_schedule.state_dict(),
+                                          "window": window, "last": last,
+                                          "generator": generator.get_state() if generator is not None else None})
     return last
 
 
 def tune_on_task(classifier: ElmClassifier, adapters: Adapters, teacher: TaskTeacher, train: Encoded,
                  config: TuneConfig, sample_path: PathSampler, seed: int = 0, log: Log | None = None,
-                 what: str = "task fine-tune") -> float:
+                 what: str = "task fine-tune", saves: ProgressSaves | None = None) -> float:
     """Fine-tune `classifier` (and the adapters) in place on `train`; returns the last mean loss."""
     assert train.labels is not None
     why = config.head_untrainable(teacher.head.out_features)
@@ -130,11 +149,12 @@ def tune_on_task(classifier: ElmClassifier, adapters: Adapters, teacher: TaskTea
             loss = loss + config.label_weight * F.cross_entropy(logits, train.labels[rows].to(device))  # type: ignore[index]
         return loss
 
-    return run_steps([*classifier.parameters(), *adapters.parameters()], config, loss_at, log, what)
+    return run_steps([*classifier.parameters(), *adapters.parameters()], config, loss_at, log, what, saves=saves,
+                     generator=generator)
 
 
 def distill_on_corpus(model: ElmModel, adapters: Adapters, teacher: Teacher, blocks: Tensor, config: TuneConfig,
-                      seed: int = 0, log: Log | None = None) -> float:
+                      seed: int = 0, log: Log | None = None, saves: ProgressSaves | None = None) -> float:
     """Layer-wise distillation of an extracted model on (N, S) pre-training blocks; returns the last mean loss."""
     device = teacher.device
     model.to(device).train()
@@ -146,4 +166,5 @@ def distill_on_corpus(model: ElmModel, adapters: Adapters, teacher: Teacher, blo
         mask = torch.ones_like(ids)
         return path_losses(config.loss, model(ids, mask), teacher(ids, mask), adapters, mask).total
 
-    return run_steps([*model.parameters(), *adapters.parameters()], config, loss_at, log, "distillation")
+    return run_steps([*model.parameters(), *adapters.parameters()], config, loss_at, log, "distillation",
+                     saves=saves, generator=generator)

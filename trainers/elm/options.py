@@ -11,6 +11,7 @@ from trainers.elm.distill import LossKind, check_loss_kind
 from trainers.elm.finetune import TuneConfig
 from trainers.elm.pretrain import PretrainOptions
 from trainers.options import DistillCorpusOptions, LatencyMeasureOptions
+from trainers.progress import check_save_every_s
 
 #: the shipped data sets with two classes (trainers/data_named.py): validation can refuse a class loss
 #: that cannot train their head. Another task's class count is known once its data is read, and
@@ -71,9 +72,14 @@ class ElmSubnetOptions(DistillCorpusOptions, LatencyMeasureOptions):
     #: where trained super-networks and teacher heads are kept (null: $LMNAS_HOME/elm); not part of the key.
     cache_dir: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: seconds of training between saves of the super-network stage's and the retraining's state
+    #: (beside their output, as `<name>.progress/`), so a stage whose node or driver died continues
+    #: from there; null: no saves. Not part of the super-network's key.
+    save_every_s: float | None = 60.0
 
     def __post_init__(self) -> None:
         check_loss_kind(self.loss)
+        check_save_every_s(self.save_every_s)
         DistillCorpusOptions.__post_init__(self)
         LatencyMeasureOptions.__post_init__(self)
         for name in ("eval_blocks", "pretrain_epochs", "pretrain_steps", "pretrain_batch",

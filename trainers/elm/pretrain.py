@@ -31,6 +31,7 @@ from trainers.elm.supernet import ElmSuperNet, PathSampling
 from trainers.elm.train import SupernetConfig, train_supernet
 from trainers.encode import encode
 from trainers.options import build_options
+from trainers.progress import ProgressSaves
 from trainers.report import Report, TrainerError
 
 
@@ -100,8 +101,9 @@ class PretrainOptions:
 
 
 def pretrain(options: Mapping[str, Any], out_dir: str | Path, report: Report = lambda m: None,
-             seed: int = 0) -> Path:
-    """Train a super-network as `options` say and save it to `out_dir`; returns the folder."""
+             seed: int = 0, saves: ProgressSaves | None = None) -> Path:
+    """Train a super-network as `options` say and save it to `out_dir`; returns the folder. With
+    `saves`, training saves its progress there and continues from the newest save."""
     opts = build_options(PretrainOptions, options)
     device = device_for_worker() if opts.device == "auto" else torch.device(opts.device)
     torch.manual_seed(seed)
@@ -122,7 +124,7 @@ def pretrain(options: Mapping[str, Any], out_dir: str | Path, report: Report = l
     init_embeddings_from_teacher(cast(Any, SimpleNamespace(arch=shape, embeddings=supernet.embeddings)),
                                  teacher.embedding_tables())
     adapters = Adapters(shape.num_layers, shape.hidden_size, teacher.hidden_size)
-    train_supernet(supernet, adapters, teacher, train_blocks, valid_blocks, opts.train_config(), report, seed)
+    train_supernet(supernet, adapters, teacher, train_blocks, valid_blocks, opts.train_config(), report, seed, saves)
     return save_checkpoint(out_dir, supernet, adapters, teacher=opts.teacher, loss=opts.loss, ffn_step=opts.step,
                            sampling=opts.sampling)
 

@@ -5,6 +5,9 @@ PCA-guided FFN growth (`trainers/elm/pretrain.py`), then fine-tune every path on
 distillation from the teacher with a linear probe (`trainers/elm/task.py`, `trainers/elm/finetune.py`).
 The result is one checkpoint folder `<cache>/supernets/<key>/` (written under a temporary name and
 renamed when complete), so a rerun, a resumed study or a second study with the same settings finds it.
+While it trains, both steps save their progress every `save_every_s` seconds beside that folder
+(`<key>.progress/`, `trainers/progress.py`): a rerun after a lost node or a killed driver continues
+from the last save and ends with the weights an uninterrupted run ends with.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from trainers.elm.finetune import tune_on_task
 from trainers.elm.options import ElmSubnetOptions
 from trainers.elm.pretrain import pretrain
 from trainers.elm.task import ElmClassifier, TaskTeacher, accuracy, task_data, teacher_head
+from trainers.progress import ProgressSaves, progress_dir
 from trainers.supernet.cache import publish, source_name
 
 #: bumped when the checkpoint format or a training loop changes what a key means.
@@ -74,14 +78,23 @@ def ensure_supernet(opts: ElmSubnetOptions, space: ElmSpace, seed: int, log: Log
     shutil.rmtree(tmp, ignore_errors=True)
     log(f"elm: pre-training the super-network on {opts.corpus} ({opts.pretrain_epochs} epochs x "
         f"{opts.pretrain_steps} steps, {opts.loss} losses)")
-    pretrain(opts.pretrain_options(space), tmp, seed=seed,
+    progress = progress_dir(directory)
+    pretrain(opts.pretrain_options(space), tmp, seed=seed, saves=stage_saves(opts, progress / "pretrain"),
              report=lambda m: log("elm: pre-training " + " ".join(f"{k} {v:.4g}" for k, v in m.items())))
     if opts.task is not None:
-        finetune_supernet(opts, tmp, seed, log)
-    return publish(tmp, directory, is_complete)
+        finetune_supernet(opts, tmp, seed, log, stage_saves(opts, progress / "finetune"))
+    published = publish(tmp, directory, is_complete)
+    shutil.rmtree(progress, ignore_errors=True)
+    return published
 
 
-def finetune_supernet(opts: ElmSubnetOptions, directory: Path, seed: int, log: Log) -> None:
+def stage_saves(opts: ElmSubnetOptions, directory: Path) -> ProgressSaves | None:
+    """Progress saves in `directory` every `opts.save_every_s` seconds (None: no saves)."""
+    return None if opts.save_every_s is None else ProgressSaves(directory, opts.save_every_s)
+
+
+def finetune_supernet(opts: ElmSubnetOptions, directory: Path, seed: int, log: Log,
+                      saves: ProgressSaves | None = None) -> None:
     """Algorithm 2 step 2 on the checkpoint in `directory`, saved back in place with the shared head."""
     assert opts.task is not None
     device = pick_device(opts)
@@ -96,7 +109,7 @@ def finetune_supernet(opts: ElmSubnetOptions, directory: Path, seed: int, log: L
     config = opts.finetune_config()
     log(f"elm: fine-tuning every path on {opts.task} ({config.steps} steps)")
     tune_on_task(classifier, ckpt.adapters, task_teacher, data.train, config,
-                 partial(ckpt.supernet.sample_path, sampling=ckpt.sampling), seed, log)
+                 partial(ckpt.supernet.sample_path, sampling=ckpt.sampling), seed, log, saves=saves)
     classifier.eval()
     full, _ = accuracy(lambda i, m: classifier.run(i, m, ckpt.supernet.full_path("bert"))[0], data.validation,
                        device, opts.batch_size)

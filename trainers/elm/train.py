@@ -7,20 +7,27 @@ and block-output losses of the chosen kind (`trainers/elm/distill.py`). After ea
 last, `grow_after_epoch` widens the FFNs of the top-K blocks by PCA score (no training would
 follow a growth after the last one); the optimiser is rebuilt then, since growth replaces the
 grown layers' parameters.
+
+With `saves` (`trainers/progress.py`) the loop saves its state every `saves.every_s` seconds and at
+the end, and continues from the newest save: the super-network is first grown to the save's FFN
+widths, then its weights, the optimiser, the RNGs and the batch stream are loaded back, so the run
+ends with the weights an uninterrupted one ends with.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 from torch import Tensor, nn
 
+from search_spaces.elm import BLOCK_KINDS
 from trainers.distill.masking import sample_batch
 from trainers.distill.teacher import Teacher
 from trainers.elm.distill import Adapters, LossKind, check_loss_kind, path_losses
 from trainers.elm.pca_growth import GrowthConfig, grow_after_epoch
 from trainers.elm.supernet import ElmSuperNet, PathSampling
+from trainers.progress import ProgressSaves
 from trainers.report import Report
 
 
@@ -54,7 +61,8 @@ class SupernetConfig:
 
 
 def train_supernet(supernet: ElmSuperNet, adapters: Adapters, teacher: Teacher, train_blocks: Tensor,
-                   valid_blocks: Tensor, config: SupernetConfig, report: Report, seed: int = 0) -> dict[str, float]:
+                   valid_blocks: Tensor, config: SupernetConfig, report: Report, seed: int = 0,
+                   saves: ProgressSaves | None = None) -> dict[str, float]:
     """Train in place; reports after every epoch and returns the last report."""
     device = teacher.device
     supernet.to(device).train()
@@ -63,11 +71,20 @@ def train_supernet(supernet: ElmSuperNet, adapters: Adapters, teacher: Teacher, 
     pca_ids = valid_blocks[: config.pca_rows].to(device)
     metrics: dict[str, float] = {}
     step = 0
-    for epoch in range(1, config.epochs + 1):
+    resume = restore_progress(supernet, adapters, saves) if saves is not None else None
+    if resume is not None:
+        generator.set_state(resume["generator"])
+        step, metrics = resume["step"], resume["metrics"]
+    first_epoch = resume["epoch"] if resume is not None else 1
+    for epoch in range(first_epoch, config.epochs + 1):
         modules: list[nn.Module] = [supernet, adapters]
         optimizer = make_optimizer(modules, config)
         sums = {"loss": 0.0, "attention_loss": 0.0, "hidden_loss": 0.0}
-        for _ in range(config.steps_per_epoch):
+        done = 0
+        if resume is not None and epoch == first_epoch:
+            optimizer.load_state_dict(resume["optimizer"])
+            sums, done = resume["sums"], resume["position"]
+        for position in range(done + 1, config.steps_per_epoch + 1):
             path = supernet.sample_path(generator, config.sampling)
             ids = sample_batch(train_blocks, config.batch_size, generator).to(device)
             mask = torch.ones_like(ids)
@@ -82,6 +99,12 @@ def train_supernet(supernet: ElmSuperNet, adapters: Adapters, teacher: Teacher, 
             for key, value in (("loss", losses.total), ("attention_loss", losses.attention),
                                ("hidden_loss", losses.hidden)):
                 sums[key] += value.item()
+            if saves is not None and (saves.due() or (epoch, position) == (config.epochs, config.steps_per_epoch)):
+                # Before the epoch's growth: a rerun from here grows as this run would have.
+                saves.save(step, progress_params(supernet, adapters),
+                           {"epoch": epoch, "position": position, "sums": sums, "metrics": metrics,
+                            "generator": generator.get_state(), "optimizer": optimizer.state_dict(),
+                            "widths": supernet.widths})
         metrics = {"epoch": float(epoch), "step": float(step), **{k: v / config.steps_per_epoch for k, v in sums.items()}}
         if config.grow and epoch < config.epochs:
             growth = grow_after_epoch(supernet, pca_ids, torch.ones_like(pca_ids), config.growth)
@@ -91,6 +114,25 @@ def train_supernet(supernet: ElmSuperNet, adapters: Adapters, teacher: Teacher, 
         metrics["supernet_params"] = float(sum(p.numel() for p in supernet.parameters()))
         report(metrics)
     return metrics
+
+
+def progress_params(supernet: ElmSuperNet, adapters: Adapters) -> list[nn.Parameter]:
+    return [*supernet.parameters(), *adapters.parameters()]
+
+
+def restore_progress(supernet: ElmSuperNet, adapters: Adapters, saves: ProgressSaves) -> dict[str, Any] | None:
+    """Grow `supernet` to the newest save's FFN widths and load the save; its loop state, or None."""
+    newest = saves.newest()
+    if newest is None:
+        return None
+    for layer, row in enumerate(newest["widths"]):
+        for kind, width in zip(BLOCK_KINDS, row):
+            ffn = supernet.block(layer, kind).ffn
+            if width < ffn.units:
+                return None  # not a save of this super-network
+            if width > ffn.units:
+                ffn.grow(width - ffn.units)  # the new units' values come from the save
+    return saves.restore(progress_params(supernet, adapters))
 
 
 def make_optimizer(modules: Iterable[nn.Module], config: SupernetConfig) -> torch.optim.Optimizer:

@@ -26,7 +26,8 @@ from trainers.supernet.checks import check_space_fits, pick_device
 from trainers.supernet.cache import SupernetConfig, checkpoint_dir, is_complete, key_fields, write_checkpoint
 from trainers.supernet.fit import fit, param_groups
 from trainers.supernet.model import SuperNetwork
-from trainers.progress import ProgressSaves
+from trainers.precision import MixedPrecision
+from trainers.progress import ProgressSaves, progress_dir
 from trainers.supernet.splits import SplitSpec, classification_split
 
 Log = Callable[[str], None]
@@ -42,16 +43,11 @@ def ensure_supernet(config: SupernetConfig, space: PruningSpace, seed: int = 0, 
     return train_supernet(config, space, seed, directory, log)
 
 
-def progress_dir(directory: Path) -> Path:
-    """Where the training of the checkpoint `directory` saves its progress: beside it, so a retry on
-    another node (the cache is shared) or a resumed study finds it by the same key."""
-    return directory.parent / f"{directory.name}.progress"
-
-
 def train_supernet(config: SupernetConfig, space: PruningSpace, seed: int, directory: Path, log: Log = print) -> Path:
     """Fine-tune with `config.strategy` and write the checkpoint to `directory`, continuing from the
     last progress save of an interrupted run (`config.save_every_s`)."""
     device = pick_device(config.device)
+    amp = MixedPrecision(config.precision, device)
     split, num_labels = classification_split(
         SplitSpec(config.task, config.model, "train", config.max_examples, config.max_length, seed))
     supernet = SuperNetwork.from_pretrained(load_model_dir(config.model), num_labels=num_labels, seed=seed,
@@ -63,7 +59,7 @@ def train_supernet(config: SupernetConfig, space: PruningSpace, seed: int, direc
     rng = np.random.default_rng(seed)
     loader = split.loader(config.batch_size, shuffle=True, seed=seed)
     log(f"supernet: training {config.model} on {config.task} ({len(split)} examples, {config.max_length} tokens) "
-        f"with {config.strategy!r} for {config.epochs * len(loader)} steps on {hardware_label(device)}")
+        f"with {config.strategy!r} for {config.epochs * len(loader)} steps on {hardware_label(device)} ({config.precision})")
     # The sub-networks a strategy samples come from `rng`: a continued run picks up its sequence too.
     saves = None if config.save_every_s is None else ProgressSaves(
         progress_dir(directory), config.save_every_s, get_extra=lambda: {"rng": rng.bit_generator.state},
@@ -71,8 +67,8 @@ def train_supernet(config: SupernetConfig, space: PruningSpace, seed: int, direc
     started = time.monotonic()
     supernet.train()
     trace = fit(param_groups(supernet, config), loader, config, device,
-                lambda batch, progress: strategy.step(supernet, batch, space, rng, progress),
-                log=lambda line: log(f"supernet: {line}"), log_every=config.log_every, saves=saves)
+                lambda batch, progress: strategy.step(supernet, batch, space, rng, progress, amp),
+                log=lambda line: log(f"supernet: {line}"), log_every=config.log_every, saves=saves, amp=amp)
     supernet.to("cpu").eval()
     info = {**key_fields(config, space, seed), "steps": trace[-1]["step"], "seconds": time.monotonic() - started,
             "hardware": hardware_label(device), "trace": trace}
