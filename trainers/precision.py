@@ -62,17 +62,22 @@ class MixedPrecision:
         """Accumulate the gradients of `loss` (scaled for fp16; `step` scales them back)."""
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
-    def step(self, optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter], max_norm: float) -> None:
-        """Clip the accumulated gradients of `params` to `max_norm` and take the optimiser's step; for
-        fp16 a step whose gradients overflowed is skipped and the loss scale lowered."""
+    def step(self, optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter], max_norm: float | None) -> None:
+        """Clip the accumulated gradients of `params` to `max_norm` (None: no clipping) and take the
+        optimiser's step; for fp16 a step whose gradients overflowed is skipped and the loss scale lowered."""
         if self.scaler is None:
-            nn.utils.clip_grad_norm_(list(params), max_norm)
+            clip(params, max_norm)
             optimizer.step()
             return
         self.scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(list(params), max_norm)
+        clip(params, max_norm)
         self.scaler.step(optimizer)
         self.scaler.update()
+
+
+def clip(params: Iterable[nn.Parameter], max_norm: float | None) -> None:
+    if max_norm is not None:
+        nn.utils.clip_grad_norm_(list(params), max_norm)
 
 
 def to_device(batch: Moved, device: torch.device) -> Moved:

@@ -17,16 +17,21 @@ from trainers.autodistill.student import Student, StudentClassifier
 from trainers.data import load_data
 from trainers.encode import Encoded, encode
 from trainers.contract import TrainerError
+from trainers.options import PrecisionOptions
+from trainers.precision import MixedPrecision, autocast, to_device
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(PrecisionOptions):
+    """A fine-tune's steps and optimiser, and its precision (inherited; the accuracy is scored in it too)."""
+
     steps: int = 100
     batch_size: int = 32
     lr: float = 5e-4
     weight_decay: float = 0.01
 
     def __post_init__(self) -> None:
+        PrecisionOptions.__post_init__(self)
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"option 'finetune_{name}' must be >= 1, got {getattr(self, name)}")
@@ -39,23 +44,26 @@ def finetune(model: nn.Module, train: Encoded, config: FinetuneConfig, seed: int
     if train.labels is None:
         raise ValueError("fine-tuning needs a labelled split")
     device = next(model.parameters()).device
+    amp = MixedPrecision(config.precision, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     loss = torch.tensor(float("nan"))
     for _ in range(config.steps):
         rows = torch.randint(len(train), (min(config.batch_size, len(train)),), generator=generator)
-        logits = model(train.input_ids[rows].to(device), train.attention_mask[rows].to(device))  # (B, C)
-        loss = F.cross_entropy(logits, train.labels[rows].to(device))
+        with amp.autocast():
+            logits = model(to_device(train.input_ids[rows], device), to_device(train.attention_mask[rows], device))  # (B, C)
+            loss = F.cross_entropy(logits, to_device(train.labels[rows], device))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        amp.backward(loss)
+        amp.step(optimizer, model.parameters(), max_norm=None)
     return loss.item()
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, split: Encoded, batch_size: int = 64) -> float:
-    """Fraction of `split` the model labels correctly (eval mode; the mode is restored)."""
+def accuracy(model: nn.Module, split: Encoded, batch_size: int = 64, precision: str = "fp32") -> float:
+    """Fraction of `split` the model labels correctly, its forwards in `precision` (eval mode; the
+    mode is restored)."""
     if split.labels is None:
         raise ValueError("accuracy needs a labelled split")
     device = next(model.parameters()).device
@@ -64,7 +72,8 @@ def accuracy(model: nn.Module, split: Encoded, batch_size: int = 64) -> float:
     correct = 0
     for start in range(0, len(split), batch_size):
         end = start + batch_size
-        logits = model(split.input_ids[start:end].to(device), split.attention_mask[start:end].to(device))
+        with autocast(precision, device):
+            logits = model(to_device(split.input_ids[start:end], device), to_device(split.attention_mask[start:end], device))
         correct += int((logits.argmax(-1).cpu() == split.labels[start:end]).sum())
     model.train(was_training)
     return correct / len(split)
@@ -91,4 +100,4 @@ def finetune_on_task(student: Student, tokenizer: object, task_source: str, conf
     device = student.embeddings.word.weight.device
     classifier = StudentClassifier(student, task.num_labels).to(device)
     finetune(classifier, train, config, seed=seed)
-    return TaskRun(classifier, accuracy(classifier, held_out), tuple(task.label_names))
+    return TaskRun(classifier, accuracy(classifier, held_out, precision=config.precision), tuple(task.label_names))

@@ -43,6 +43,7 @@ from trainers.distill.teacher_cache import TeacherTargets, cache_key
 from trainers.efficiency import device_for_worker, measure_latency, token_inputs
 from trainers.encode import encode
 from trainers.options import DistillCorpusOptions, LatencyMeasureOptions, build_options
+from trainers.precision import check_device
 from trainers.progress import check_save_every_s
 from search_spaces.base import SearchSpace
 from trainers.contract import (LATENCY_METRICS, FinishedTrial, Metrics, Report, StageContext, TrainerError, TrialContext,
@@ -102,7 +103,7 @@ class FlashDistillOptions(FlashConfig, DistillCorpusOptions, LatencyMeasureOptio
 
     def finetune_config(self) -> FinetuneConfig:
         return FinetuneConfig(steps=self.finetune_steps, batch_size=self.finetune_batch_size, lr=self.finetune_lr,
-                              weight_decay=self.weight_decay)
+                              weight_decay=self.weight_decay, precision=self.precision)
 
 
 OPTIONS = FlashDistillOptions
@@ -138,6 +139,7 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
     device = device_for_worker() if opts.device == "auto" else torch.device(opts.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainerError("option 'device' is 'cuda' but this worker has no CUDA device")
+    check_device(opts.precision, device)
     torch.manual_seed(ctx.seed)
     teacher = shared_teacher(opts.teacher, str(device))
     check_fits_teacher(arch, teacher, opts)

@@ -47,6 +47,8 @@ from trainers.distill.teacher_cache import TeacherTargets
 from trainers.distill.transfer import DistillHeads, fit_adapter, layer_losses, teacher_layer
 from trainers.efficiency import host_busy
 from trainers.contract import Report
+from trainers.options import PrecisionOptions
+from trainers.precision import MixedPrecision, to_device
 from trainers.progress import ProgressSaves
 
 #: a finished progressive stage's state, in the trial's checkpoint directory.
@@ -54,8 +56,9 @@ STATE_FILE = "flash_state.pt"
 
 
 @dataclass(frozen=True)
-class FlashConfig:
-    """Step counts and optimisation settings of one Flash Distillation."""
+class FlashConfig(PrecisionOptions):
+    """Step counts and optimisation settings of one Flash Distillation, and its precision (inherited:
+    the student trains and is scored under that autocast; the teacher's targets stay fp32)."""
 
     #: progressive transfer steps for each block (the paper: 500 per block, 12k for 24 blocks).
     steps_per_block: int = 20
@@ -93,6 +96,7 @@ class FlashConfig:
     eval_blocks: int = 16
 
     def __post_init__(self) -> None:
+        PrecisionOptions.__post_init__(self)
         for name, low in (("steps_per_block", 1), ("pretrain_steps", 0), ("warmup_steps", 0), ("batch_size", 1),
                           ("report_every", 0), ("eval_blocks", 1)):
             if getattr(self, name) < low:
@@ -134,6 +138,7 @@ class FlashDistiller:
         #: where the teacher's outputs come from: a table of earlier answers, or the live teacher.
         self.targets = targets if targets is not None else TeacherTargets(teacher)
         self.device = teacher.device
+        self.amp = MixedPrecision(config.precision, self.device)
         self.heads = DistillHeads(student.arch, teacher.hidden_size).to(self.device)
         self.student.to(self.device)
         self.train_blocks = train_blocks
@@ -261,8 +266,9 @@ class FlashDistiller:
                     with torch.no_grad():
                         start = self.student(ids, mask, num_blocks=block).hidden_states[-1]
                     fit_adapter(adapter, start, target_hidden)
-                losses = layer_losses(self.student(ids, mask, num_blocks=block), target_hidden, target_attention, block,
-                                      adapter, mask)
+                with self.amp.autocast():
+                    losses = layer_losses(self.student(ids, mask, num_blocks=block), target_hidden, target_attention,
+                                          block, adapter, mask)
                 self.step(optimizer, losses.total, trainable)
                 schedule.step()
             for key, value in (("loss", losses.total), ("attention_kl", losses.attention_kl),
@@ -270,8 +276,9 @@ class FlashDistiller:
                 sums[key] += value.item()
             self.save_progress(block, optimizer, schedule, sums, step + 1)
         means = {k: v / self.config.steps_per_block for k, v in sums.items()}
-        agreement = held_out_agreement(self.student, self.heads, self.targets, self.valid_blocks, block,
-                                       self.config.batch_size)
+        with self.amp.autocast():
+            agreement = held_out_agreement(self.student, self.heads, self.targets, self.valid_blocks, block,
+                                           self.config.batch_size)
         self.emit(stage=block, losses=means, scores={"agreement": agreement}, save=True)
 
     def pretraining_stage(self) -> None:
@@ -292,22 +299,24 @@ class FlashDistiller:
                 self.student.train()
                 clean = self.batch()  # (B, S)
                 ids, labels = mask_tokens(clean.cpu(), self.teacher.tokenizer, cfg.mask_prob, self.generator)
-                ids, labels = ids.to(self.device), labels.to(self.device)
+                ids, labels = to_device(ids, self.device), to_device(labels, self.device)
                 mask = torch.ones_like(ids)
-                out = self.student(ids, mask)
-                chosen = labels != IGNORE  # (B, S)
-                decoder = self.student.embeddings.word.weight
-                if not cfg.decoder_trains_embeddings:
-                    decoder = decoder.detach()
-                logits = self.heads.mlm(out.last_hidden_state[chosen], decoder)  # (M, vocab)
-                mlm_loss = F.cross_entropy(logits, labels[chosen])
-                if cfg.mlm_normalise:
-                    mlm_loss = mlm_loss / math.log(self.student.arch.vocab_size)
-                hidden_ids = clean if cfg.hidden_input == "clean" else ids
-                target, _ = self.targets.layer(hidden_ids, self.teacher.num_layers, attention=False)  # (B, S, D)
-                hidden = out.last_hidden_state if cfg.hidden_input == "masked" else self.student(clean, mask).last_hidden_state
-                hidden_loss = relative_feature_mse(target, adapter(hidden), mask)
-                loss = cfg.alpha * mlm_loss + (1.0 - cfg.alpha) * hidden_loss
+                with self.amp.autocast():
+                    out = self.student(ids, mask)
+                    chosen = labels != IGNORE  # (B, S)
+                    decoder = self.student.embeddings.word.weight
+                    if not cfg.decoder_trains_embeddings:
+                        decoder = decoder.detach()
+                    logits = self.heads.mlm(out.last_hidden_state[chosen], decoder)  # (M, vocab)
+                    mlm_loss = F.cross_entropy(logits, labels[chosen])
+                    if cfg.mlm_normalise:
+                        mlm_loss = mlm_loss / math.log(self.student.arch.vocab_size)
+                    hidden_ids = clean if cfg.hidden_input == "clean" else ids
+                    target, _ = self.targets.layer(hidden_ids, self.teacher.num_layers, attention=False)  # (B, S, D)
+                    hidden = (out.last_hidden_state if cfg.hidden_input == "masked"
+                              else self.student(clean, mask).last_hidden_state)
+                    hidden_loss = relative_feature_mse(target, adapter(hidden), mask)
+                    loss = cfg.alpha * mlm_loss + (1.0 - cfg.alpha) * hidden_loss
                 self.step(optimizer, loss, trainable)
                 schedule.step()
             for key, value in (("loss", loss), ("mlm_loss", mlm_loss), ("hidden_loss", hidden_loss)):
@@ -321,16 +330,17 @@ class FlashDistiller:
     def final_scores(self) -> dict[str, float]:
         """Held-out agreement of the last block, masked-token accuracy (the paper's MLM accuracy) and loss."""
         k = self.student.arch.num_blocks
-        return {
-            "agreement": held_out_agreement(self.student, self.heads, self.targets, self.valid_blocks, k,
-                                            self.config.batch_size),
-            **masked_token_scores(self.student, self.heads, self.teacher.tokenizer, self.valid_blocks,
-                                  self.config.mask_prob, self.seed, self.config.batch_size),
-        }
+        with self.amp.autocast():
+            return {
+                "agreement": held_out_agreement(self.student, self.heads, self.targets, self.valid_blocks, k,
+                                                self.config.batch_size),
+                **masked_token_scores(self.student, self.heads, self.teacher.tokenizer, self.valid_blocks,
+                                      self.config.mask_prob, self.seed, self.config.batch_size),
+            }
 
     # ---- helpers ----------------------------------------------------------------------------
     def batch(self) -> Tensor:
-        return sample_batch(self.train_blocks, self.config.batch_size, self.generator).to(self.device)
+        return to_device(sample_batch(self.train_blocks, self.config.batch_size, self.generator), self.device)
 
     def optimizer(self, modules: Iterable[nn.Module], lr: float) -> torch.optim.Optimizer:
         params = [p for m in modules for p in m.parameters() if p.requires_grad]
@@ -340,9 +350,8 @@ class FlashDistiller:
         if not torch.isfinite(loss):
             raise FloatingPointError(f"distillation loss became {float(loss)} at step {self.global_step + 1}")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_([p for m in modules for p in m.parameters() if p.requires_grad], self.config.grad_clip)
-        optimizer.step()
+        self.amp.backward(loss)
+        self.amp.step(optimizer, [p for m in modules for p in m.parameters() if p.requires_grad], self.config.grad_clip)
         self.global_step += 1
 
     def emit(self, stage: int, losses: dict[str, float], scores: dict[str, float], save: bool = False) -> None:
