@@ -80,11 +80,13 @@ class Teacher:
         token_type_ids: Tensor | None = None,
         num_layers: int | None = None,
     ) -> TeacherOutput:
-        """Run the embeddings and the first `num_layers` layers (all by default)."""
+        """Run the embeddings and the first `num_layers` layers (all by default), in fp32 even inside a
+        16-bit student's autocast: the targets are the same for every precision the student trains in,
+        and a table of them (`teacher_cache.py`) serves all."""
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and getattr(self.model.config, "type_vocab_size", 0):
             kwargs["token_type_ids"] = token_type_ids
-        with self._truncated(num_layers or self.num_layers):
+        with self._truncated(num_layers or self.num_layers), torch.autocast(input_ids.device.type, enabled=False):
             out = self.model(**kwargs, output_hidden_states=True, output_attentions=True)
         return TeacherOutput(hidden_states=tuple(out.hidden_states), attentions=tuple(out.attentions))
 

@@ -75,10 +75,7 @@ class TeacherTargets:
             self.hits += 1
             return self.stored(names, attention)
         self.misses += 1
-        # fp32 even inside a 16-bit student's autocast: the targets are the same for every precision,
-        # and one table of them serves all.
-        with torch.autocast(self.device.type, enabled=False):
-            out = self.teacher(ids.to(self.device), torch.ones_like(ids, device=self.device), num_layers=max(layer, 1))
+        out = self.teacher(ids.to(self.device), torch.ones_like(ids, device=self.device), num_layers=max(layer, 1))
         hidden = out.hidden_states[layer]
         probs = out.attentions[layer - 1] if attention else None
         if self.path is None:

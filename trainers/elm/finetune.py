@@ -30,6 +30,8 @@ from trainers.elm.distill import Adapters, LossKind, check_loss_kind, class_loss
 from trainers.elm.supernet import ElmModel
 from trainers.elm.task import ElmClassifier, TaskTeacher
 from trainers.encode import Encoded
+from trainers.options import PrecisionOptions
+from trainers.precision import MixedPrecision
 from trainers.progress import ProgressSaves
 from trainers.report import TrainerError
 
@@ -39,7 +41,7 @@ PathSampler = Callable[[torch.Generator], "ElmArch | None"]
 
 
 @dataclass(frozen=True)
-class TuneConfig:
+class TuneConfig(PrecisionOptions):
     steps: int = 200
     batch_size: int = 16
     lr: float = 4e-4
@@ -54,6 +56,7 @@ class TuneConfig:
     intra_class_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        PrecisionOptions.__post_init__(self)
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
@@ -87,6 +90,7 @@ def run_steps(params: Iterable[nn.Parameter], config: TuneConfig, loss_at: Calla
     With `saves`, continues from the newest save there (its weights, optimiser, RNGs and `generator`,
     the batch stream `loss_at` draws from) and saves every `saves.every_s` seconds and at the end."""
     params = [p for p in params if p.requires_grad]
+    amp = MixedPrecision(config.precision, params[0].device)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     lr_schedule = schedule(optimizer, config.steps)
     window: list[float] = []
@@ -102,13 +106,13 @@ def run_steps(params: Iterable[nn.Parameter], config: TuneConfig, loss_at: Calla
         if log is not None:
             log(f"{what}: continuing from the save of step {first}/{config.steps}")
     for step in range(first, config.steps):
-        loss = loss_at(step)
+        with amp.autocast():
+            loss = loss_at(step)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{what}: the loss became {float(loss)} at step {step + 1}; lower the lr")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        amp.backward(loss)
+        amp.step(optimizer, params, 1.0)
         lr_schedule.step()
         window.append(loss.item())
         if (step + 1) % log_every == 0 or step + 1 == config.steps:

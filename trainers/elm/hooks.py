@@ -44,7 +44,7 @@ def METRICS(opts: ElmSubnetOptions, space: SearchSpace) -> tuple[str, ...]:  # n
         searched_space(elm_space(space), opts.checkpoint)
     tuned = "task" in read_checkpoint_meta(opts.checkpoint) if opts.checkpoint else opts.task is not None
     scores = ("accuracy", "loss", "agreement") if tuned else ("distill_loss", "agreement")
-    latency = LATENCY_METRICS if opts.latency_repeats else ()
+    latency = LATENCY_METRICS if opts.latency_repeats else ("precision",)
     return ("step", *space_metrics(space), *scores, *latency)
 
 

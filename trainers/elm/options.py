@@ -115,6 +115,8 @@ class ElmSubnetOptions(DistillCorpusOptions, LatencyMeasureOptions):
                        growth_top_k=self.growth_top_k,
                        growth_max_units=self.growth_max_units, growth_budget=self.growth_budget,
                        growth_variance=self.growth_variance, device=self.device)
+        if self.precision != "fp32":  # an fp32 stage keeps the cache key it had before the option
+            options["precision"] = self.precision
         if space.elastic:
             options["elastic"] = list(space.elastic)
         if "heads" in space.elastic:
@@ -125,13 +127,13 @@ class ElmSubnetOptions(DistillCorpusOptions, LatencyMeasureOptions):
     def finetune_config(self) -> TuneConfig:
         return TuneConfig(steps=self.finetune_steps, batch_size=self.finetune_batch, lr=self.finetune_lr,
                           loss=self.loss, layer_weight=self.layer_weight, label_weight=self.label_weight,
-                          intra_class_weight=self.intra_class_weight)
+                          intra_class_weight=self.intra_class_weight, precision=self.precision)
 
     def final_configs(self) -> tuple[TuneConfig, TuneConfig]:
         """(corpus distillation, task fine-tune) of the found model."""
         distill = TuneConfig(steps=self.final_distill_steps, batch_size=self.pretrain_batch, lr=self.final_lr,
-                             loss=self.loss)
+                             loss=self.loss, precision=self.precision)
         tune = TuneConfig(steps=self.final_finetune_steps, batch_size=self.finetune_batch, lr=self.final_lr,
                           loss=self.loss, layer_weight=self.layer_weight, label_weight=self.label_weight,
-                          intra_class_weight=self.intra_class_weight)
+                          intra_class_weight=self.intra_class_weight, precision=self.precision)
         return distill, tune

@@ -30,13 +30,13 @@ from trainers.elm.pca_growth import GrowthConfig
 from trainers.elm.supernet import ElmSuperNet, PathSampling
 from trainers.elm.train import SupernetConfig, train_supernet
 from trainers.encode import encode
-from trainers.options import build_options
+from trainers.options import PrecisionOptions, build_options
 from trainers.progress import ProgressSaves
 from trainers.report import Report, TrainerError
 
 
 @dataclass(frozen=True)
-class PretrainOptions:
+class PretrainOptions(PrecisionOptions):
     teacher: str = "minilm-l6"
     corpus: str = "wikitext2"
     seq_len: int = 64
@@ -71,6 +71,7 @@ class PretrainOptions:
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
+        PrecisionOptions.__post_init__(self)
         for name in ("seq_len", "corpus_blocks", "eval_blocks", "num_layers", "hidden_size", "num_heads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
@@ -97,7 +98,7 @@ class PretrainOptions:
         return SupernetConfig(epochs=self.epochs, steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size,
                               lr=self.lr, weight_decay=self.weight_decay, loss=self.loss,
                               grow=self.grow and self.ffn_init == "step",
-                              growth=growth, sampling=self.sampling)
+                              growth=growth, sampling=self.sampling, precision=self.precision)
 
 
 def pretrain(options: Mapping[str, Any], out_dir: str | Path, report: Report = lambda m: None,

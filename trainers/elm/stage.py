@@ -50,9 +50,11 @@ def stage_key(opts: ElmSubnetOptions, space: ElmSpace, seed: int) -> str:
     fields: dict[str, Any] = {"format": FORMAT, "seed": seed, "pretrain": pre,
                               "teacher": source_name(opts.teacher), "corpus": source_name(opts.corpus)}
     if opts.task is not None:
+        tune = dict(vars(opts.finetune_config()))
+        if tune["precision"] == "fp32":  # as in the pre-training options: fp32 keeps the key it had before the option
+            del tune["precision"]
         fields["finetune"] = {"task": source_name(opts.task), "max_length": opts.max_length,
-                              "train_examples": opts.train_examples, "probe_steps": opts.probe_steps,
-                              **vars(opts.finetune_config())}
+                              "train_examples": opts.train_examples, "probe_steps": opts.probe_steps, **tune}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
 
 

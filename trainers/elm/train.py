@@ -27,12 +27,16 @@ from trainers.distill.teacher import Teacher
 from trainers.elm.distill import Adapters, LossKind, check_loss_kind, path_losses
 from trainers.elm.pca_growth import GrowthConfig, grow_after_epoch
 from trainers.elm.supernet import ElmSuperNet, PathSampling
+from trainers.options import PrecisionOptions
+from trainers.precision import MixedPrecision, to_device
 from trainers.progress import ProgressSaves
 from trainers.report import Report
 
 
 @dataclass(frozen=True)
-class SupernetConfig:
+class SupernetConfig(PrecisionOptions):
+    """SPOS training settings, and the precision (inherited) the paths train in; the teacher stays fp32."""
+
     epochs: int = 3
     steps_per_epoch: int = 50
     batch_size: int = 16
@@ -49,6 +53,7 @@ class SupernetConfig:
     sampling: PathSampling = field(default_factory=PathSampling)
 
     def __post_init__(self) -> None:
+        PrecisionOptions.__post_init__(self)
         for name in ("epochs", "steps_per_epoch", "batch_size", "pca_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"option {name!r} must be >= 1, got {getattr(self, name)}")
@@ -65,6 +70,7 @@ def train_supernet(supernet: ElmSuperNet, adapters: Adapters, teacher: Teacher, 
                    saves: ProgressSaves | None = None) -> dict[str, float]:
     """Train in place; reports after every epoch and returns the last report."""
     device = teacher.device
+    amp = MixedPrecision(config.precision, device)
     supernet.to(device).train()
     adapters.to(device).train()
     generator = torch.Generator().manual_seed(seed)
@@ -86,15 +92,15 @@ def train_supernet(supernet: ElmSuperNet, adapters: Adapters, teacher: Teacher, 
             sums, done = resume["sums"], resume["position"]
         for position in range(done + 1, config.steps_per_epoch + 1):
             path = supernet.sample_path(generator, config.sampling)
-            ids = sample_batch(train_blocks, config.batch_size, generator).to(device)
+            ids = to_device(sample_batch(train_blocks, config.batch_size, generator), device)
             mask = torch.ones_like(ids)
-            losses = path_losses(config.loss, supernet(ids, mask, arch=path), teacher(ids, mask), adapters, mask)
+            with amp.autocast():
+                losses = path_losses(config.loss, supernet(ids, mask, arch=path), teacher(ids, mask), adapters, mask)
             if not torch.isfinite(losses.total):
                 raise FloatingPointError(f"super-network loss became {float(losses.total)} at step {step + 1}")
             optimizer.zero_grad(set_to_none=True)
-            losses.total.backward()
-            nn.utils.clip_grad_norm_([p for m in modules for p in m.parameters()], config.grad_clip)
-            optimizer.step()
+            amp.backward(losses.total)
+            amp.step(optimizer, [p for m in modules for p in m.parameters()], config.grad_clip)
             step += 1
             for key, value in (("loss", losses.total), ("attention_loss", losses.attention),
                                ("hidden_loss", losses.hidden)):

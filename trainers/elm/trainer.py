@@ -11,7 +11,8 @@ worker process, with its teacher. Metrics:
 - without one, on held-out text of `corpus`: `distill_loss` (the attention + block-output
   distillation loss of option `loss`; lower is closer to the teacher) and `agreement`;
 - `params`, `params_non_embedding` (analytic, equal to the extracted model's), and with
-  `latency_repeats` > 0 the extracted model's `latency_ms`, `latency_p90_ms`, `latency_cv`, `hardware`.
+  `latency_repeats` > 0 the extracted model's `latency_ms`, `latency_p90_ms`, `latency_cv`, `hardware`;
+- `precision`, the option the candidate is scored (and timed) in: fp32, or autocast to bf16 / fp16.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from trainers.elm.stage import pick_device
 from trainers.elm.task import ElmClassifier, accuracy, task_data
 from trainers.encode import Encoded
 from trainers.options import build_options
+from trainers.precision import autocast, check_device
 from trainers.contract import Metrics, Report, TrainerError, TrialContext
 
 OPTIONS = ElmSubnetOptions
@@ -49,16 +51,19 @@ def train(ctx: TrialContext, report: Report) -> Metrics:
     device = pick_device(opts)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainerError("option 'device' is 'cuda' but this worker has no CUDA device")
+    check_device(opts.precision, device)
     ckpt = cached_supernet(opts.checkpoint, device)
     ckpt.supernet.check(arch)  # the space may be wider than this super-network
     if ckpt.head is not None and ckpt.task is not None:
         split, target = cached_split(ckpt.teacher, ckpt.task["task"], ckpt.task["max_length"], opts.eval_examples,
                                      ctx.seed, str(device))
-        scores = score_on_task(ckpt, arch, split, target, opts.batch_size)
+        with autocast(opts.precision, device):
+            scores = score_on_task(ckpt, arch, split, target, opts.batch_size)
     else:
         _, blocks = cached_blocks(ckpt.teacher, opts.corpus, opts.seq_len, opts.eval_blocks, str(device))
-        scores = evaluate(ckpt, cached_teacher(ckpt.teacher, str(device)), arch, blocks, opts.loss, opts.batch_size)
-    metrics: dict[str, float | str] = {"step": 1.0, **ctx.space.metrics(ctx.arch), **scores}
+        with autocast(opts.precision, device):
+            scores = evaluate(ckpt, cached_teacher(ckpt.teacher, str(device)), arch, blocks, opts.loss, opts.batch_size)
+    metrics: dict[str, float | str] = {"step": 1.0, **ctx.space.metrics(ctx.arch), **scores, "precision": opts.precision}
     if opts.latency_repeats:
         model = ckpt.supernet.extract_sub_network(arch)
         latency = measure_latency(model, opts.latency_options(), token_inputs(arch.shape.vocab_size))
