@@ -1,0 +1,61 @@
+"""benchmarks/supernet_speed.py on tiny random models: it times what it claims, for every family."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainers.supernet.families import families
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_benchmark() -> Any:
+    spec = importlib.util.spec_from_file_location("supernet_speed", ROOT / "benchmarks" / "supernet_speed.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks the module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_supported_family_is_benchmarked() -> None:
+    assert set(load_benchmark().FAMILY_CONFIGS) == set(families())
+
+
+def test_the_pair_is_one_model_and_a_training_step_trains_each(tmp_path: Path) -> None:
+    speed = load_benchmark()
+    torch.set_num_threads(1)
+    pair = speed.family_pair("mpnet", tmp_path, batch=4, seq=10, sizes=speed.TINY_SIZES)
+    assert type(pair.hf).__name__ == "MPNetForSequenceClassification"
+    assert pair.batch["attention_mask"][0, -1] == 0  # padded rows, as the trainers' batches have
+    assert speed.same_logits(pair) < 1e-5
+    before = [m.head.classifier.weight.clone() if m is pair.ours else m.classifier.out_proj.weight.clone()
+              for m in (pair.ours, pair.hf)]
+    speed.training_step(pair.ours, pair.batch, pair.labels)()
+    speed.training_step(pair.hf, pair.batch, pair.labels)()
+    assert not torch.equal(before[0], pair.ours.head.classifier.weight)
+    assert not torch.equal(before[1], pair.hf.classifier.out_proj.weight)
+
+
+def test_interleaved_timing_alternates_who_goes_first() -> None:
+    speed = load_benchmark()
+    calls: list[str] = []
+    ticks = iter(range(1000))
+    ours, hf = speed.interleaved(lambda: calls.append("ours"), lambda: calls.append("hf"), repeats=3, steps=2, warmup=1,
+                                 clock=lambda: float(next(ticks)))
+    assert calls == ["ours", "hf"] + ["ours"] * 2 + ["hf"] * 2 + ["hf"] * 2 + ["ours"] * 2 + ["ours"] * 2 + ["hf"] * 2
+    assert ours == hf == [0.5] * 3  # one clock tick per two calls
+
+
+def test_the_script_writes_every_family_s_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "speed.txt"
+    assert load_benchmark().main(["--tiny", "--batch", "4", "--seq", "10", "--repeats", "1", "--steps", "1",
+                                  "--warmup", "0", "--out", str(out)]) == 0
+    text = out.read_text()
+    for family in families():
+        assert f"{family} (random)" in text
+    assert text.count("ratio ours/HF") == 2 * len(families())
