@@ -31,6 +31,10 @@ def lmnas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         ("name: x\nsearch_space: synthetic\ntrainer: synthetic\nobjectives: [{metric: f1}]\nconstraints: ['params <= 10']\n",
          "constraints: params <= 10: metric 'params' is neither reported by trainer 'synthetic' nor computed by the "
          "'synthetic' space"),
+        # A trainer option's allowed values (whether the workers can run it is the trial's to say).
+        ("name: x\nsearch_space: small\ntrainer: {kind: weight_sharing, options: {precision: fp8}}\n"
+         "objectives: [{metric: accuracy}]\n",
+         "trainer.options: option 'precision' must be one of 'fp32', 'bf16', 'fp16', got 'fp8'"),
     ],
 )
 def test_validate_and_run_reject_bad_studies_with_one_line(tmp_path: Path, text: str, expected: str) -> None:
