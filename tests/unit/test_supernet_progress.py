@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from search_spaces.pruning import SmallSpace
+from tests.unit.crash import run_killed
 from tests.unit.tiny_task import save_tiny_task
 from tests.unit.tiny_teacher import make_tiny_teacher
 from trainers.supernet import cache, train
@@ -68,6 +69,25 @@ def test_an_interrupted_stage_continues_to_the_uninterrupted_result(setup: tuple
     assert all(torch.equal(expected[k], got[k]) for k in expected)
     assert (json.loads((directory / cache.TRAIN_INFO).read_text())["trace"]
             == json.loads((whole / cache.TRAIN_INFO).read_text())["trace"])
+
+
+def test_a_stage_killed_mid_save_continues_from_the_save_before(setup: tuple[SupernetConfig, SmallSpace],
+                                                                 tmp_path: Path) -> None:
+    """SIGKILL while step 4's save is half written (weights on disk, state not): the rerun ignores
+    the half save, continues from step 3's and ends with the uninterrupted run's weights."""
+    config, space = setup
+    whole = train.ensure_supernet(replace(config, cache_dir=str(tmp_path / "whole")), space, seed=3,
+                                  log=lambda line: None)
+    killed = replace(config, cache_dir=str(tmp_path / "killed"))
+    directory = cache.checkpoint_dir(killed, space, 3)
+    run_killed("trainers.supernet.train:ensure_supernet", (killed, space, 3, print), 4, tmp_path)
+    assert [p.name for p in saves(train.progress_dir(directory))] == ["step-000000003"]
+
+    lines: list[str] = []
+    assert train.ensure_supernet(killed, space, seed=3, log=lines.append) == directory
+    assert "supernet: continuing from the save of step 3/6" in lines
+    expected, got = load_supernet(whole).state_dict(), load_supernet(directory).state_dict()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
 
 
 def test_without_saves_a_rerun_starts_again(setup: tuple[SupernetConfig, SmallSpace], tmp_path: Path) -> None:
