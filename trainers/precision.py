@@ -15,7 +15,7 @@ study may have no GPU while its workers do.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from typing import Iterable, TypeVar
+from typing import Any, Iterable, TypeVar
 
 import torch
 from torch import nn
@@ -61,6 +61,15 @@ class MixedPrecision:
     def backward(self, loss: torch.Tensor) -> None:
         """Accumulate the gradients of `loss` (scaled for fp16; `step` scales them back)."""
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a progress save keeps: fp16's loss scale and its growth count (nothing otherwise)."""
+        return self.scaler.state_dict() if self.scaler is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Continue with a saved loss scale, so a resumed fp16 run steps as the uninterrupted one."""
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
 
     def step(self, optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter], max_norm: float | None) -> None:
         """Clip the accumulated gradients of `params` to `max_norm` (None: no clipping) and take the

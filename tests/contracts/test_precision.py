@@ -103,3 +103,22 @@ def test_a_value_that_is_not_a_precision_is_refused_listing_the_allowed_ones(nam
         build_options(options, {"precision": "fp8"})
     with pytest.raises(ValueError, match="option 'precision' must be one of fp32, bf16, fp16, got 'half'"):
         options(precision="half")
+
+
+def test_the_loss_scale_travels_with_a_progress_save() -> None:
+    """fp16's loss scale is saved and loaded back (CPU's scaler stands in for the CUDA one here), so a
+    resumed run neither restarts the scale at 65536 nor skips steps to find it again."""
+    import torch
+
+    from trainers.precision import MixedPrecision
+
+    amp = MixedPrecision("fp32", torch.device("cpu"))
+    assert amp.state_dict() == {}  # fp32 and bf16 have no scale to keep
+    amp.load_state_dict({"scale": 8.0})  # and ignore one
+    saved = MixedPrecision("fp32", torch.device("cpu"))
+    saved.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    saved.scaler.scale(torch.ones(()))  # the scale tensor exists once a loss was scaled
+    resumed = MixedPrecision("fp32", torch.device("cpu"))
+    resumed.scaler = torch.amp.GradScaler("cpu")
+    resumed.load_state_dict(saved.state_dict())
+    assert resumed.scaler.get_scale() == 1024.0

@@ -221,7 +221,8 @@ class FlashDistiller:
         loop = {"stage": stage, "stage_step": stage_step, "sums": sums, "metrics": self.metrics,
                 "generator": self.generator.get_state(), "finished": finished,
                 "optimizer": optimizer.state_dict() if optimizer is not None else {},
-                "schedule": schedule.state_dict() if schedule is not None else {}}
+                "schedule": schedule.state_dict() if schedule is not None else {},
+                "amp": self.amp.state_dict()}
         self.saves.save(self.global_step, self.progress_params(), loop)
 
     def resume_stage(self, stage: int, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LambdaLR,
@@ -235,6 +236,7 @@ class FlashDistiller:
             return self.config.pretrain_steps if stage > self.student.arch.num_blocks else self.config.steps_per_block
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
+        self.amp.load_state_dict(state.get("amp"))
         sums.update(state["sums"])
         return state["stage_step"]
 

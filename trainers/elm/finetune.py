@@ -100,6 +100,7 @@ def run_steps(params: Iterable[nn.Parameter], config: TuneConfig, loss_at: Calla
     if restored is not None:
         optimizer.load_state_dict(restored["optimizer"])
         lr_schedule.load_state_dict(restored["schedule"])
+        amp.load_state_dict(restored.get("amp"))
         first, window, last = restored["step"], restored["window"], restored["last"]
         if generator is not None:
             generator.set_state(restored["generator"])
@@ -122,7 +123,7 @@ def run_steps(params: Iterable[nn.Parameter], config: TuneConfig, loss_at: Calla
             window = []
         if saves is not None and (saves.due() or step + 1 == config.steps):
             saves.save(step + 1, params, {"optimizer": optimizer.state_dict(), "schedule": lr_schedule.state_dict(),
-                                          "window": window, "last": last,
+                                          "window": window, "last": last, "amp": amp.state_dict(),
                                           "generator": generator.get_state() if generator is not None else None})
     return last
 

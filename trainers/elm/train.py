@@ -89,6 +89,7 @@ def train_supernet(supernet: ElmSuperNet, adapters: Adapters, teacher: Teacher, 
         done = 0
         if resume is not None and epoch == first_epoch:
             optimizer.load_state_dict(resume["optimizer"])
+            amp.load_state_dict(resume.get("amp"))
             sums, done = resume["sums"], resume["position"]
         for position in range(done + 1, config.steps_per_epoch + 1):
             path = supernet.sample_path(generator, config.sampling)
@@ -110,7 +111,7 @@ def train_supernet(supernet: ElmSuperNet, adapters: Adapters, teacher: Teacher, 
                 saves.save(step, progress_params(supernet, adapters),
                            {"epoch": epoch, "position": position, "sums": sums, "metrics": metrics,
                             "generator": generator.get_state(), "optimizer": optimizer.state_dict(),
-                            "widths": supernet.widths})
+                            "widths": supernet.widths, "amp": amp.state_dict()})
         metrics = {"epoch": float(epoch), "step": float(step), **{k: v / config.steps_per_epoch for k, v in sums.items()}}
         if config.grow and epoch < config.epochs:
             growth = grow_after_epoch(supernet, pca_ids, torch.ones_like(pca_ids), config.growth)

@@ -86,6 +86,7 @@ def fit(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], loader:
     if restored is not None and restored["total"] == total:
         optimizer.load_state_dict(restored["optimizer"])
         schedule.load_state_dict(restored["schedule"])
+        amp.load_state_dict(restored.get("amp"))
         step, first_epoch, position, order = restored["step"], restored["epoch"], restored["position"], restored["order"]
         trace, window, epoch_losses = restored["trace"], restored["window"], restored["epoch_losses"]
         if log is not None:
@@ -120,7 +121,7 @@ def fit(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], loader:
                 saves.save(step, params, {"total": total, "epoch": epoch, "position": len(epoch_losses),
                                           "order": order, "trace": trace, "window": window,
                                           "epoch_losses": epoch_losses, "optimizer": optimizer.state_dict(),
-                                          "schedule": schedule.state_dict()})
+                                          "schedule": schedule.state_dict(), "amp": amp.state_dict()})
             if log is not None and trace and trace[-1]["step"] == step:
                 log(f"step {step}/{total} epoch {epoch} {describe(trace[-1])} ({time.monotonic() - started:.0f}s)")
         if on_epoch is not None:
