@@ -10,9 +10,9 @@ trainers pass them; a quarter of the rows padded to half length):
   - inference: a forward pass under no_grad in eval mode.
 Ours is `SuperNetwork.from_pretrained` with every head, unit and layer active; Hugging Face's is
 its `export_standard` loaded with `AutoModelForSequenceClassification` (the weights it was loaded
-from; a checkpoint's own class, default attention implementation). The two alternate within every
-repeat (ours first on even repeats, HF first on odd ones) so the load other processes put on the
-machine falls on both alike; each repeat times `--steps` calls after `--warmup` untimed ones. The
+from; a checkpoint's own class, default attention implementation). The two alternate call by call
+(and who goes first alternates too), so the load other processes put on the machine falls on
+both alike; each repeat is the mean of `--steps` calls of each, after `--warmup` untimed ones. The
 clock is the thread's CPU time (`time.thread_time`) with one thread, which stops while other
 processes hold the core, and the wall clock with several. The report gives the median and the
 spread (min-max) per repeat and the ratio of medians ours / HF; below 1.0 we are faster.
@@ -150,17 +150,21 @@ def inference(model: nn.Module, batch: dict[str, torch.Tensor]) -> Callable[[], 
 
 def interleaved(ours: Callable[[], None], hf: Callable[[], None], repeats: int, steps: int, warmup: int,
                 clock: Clock) -> tuple[list[float], list[float]]:
-    """Seconds per call of each, one figure per repeat; the two alternate who goes first."""
+    """Seconds per call of each, the mean of `steps` calls per repeat. Calls alternate one by one,
+    and who goes first alternates too, so a burst of load elsewhere falls on both alike."""
     for _ in range(warmup):
         ours(), hf()
     times: dict[str, list[float]] = {"ours": [], "hf": []}
     for r in range(repeats):
-        order = (("ours", ours), ("hf", hf)) if r % 2 == 0 else (("hf", hf), ("ours", ours))
-        for name, fn in order:
-            began = clock()
-            for _ in range(steps):
+        spent = {"ours": 0.0, "hf": 0.0}
+        for i in range(steps):
+            order = (("ours", ours), ("hf", hf)) if (r + i) % 2 == 0 else (("hf", hf), ("ours", ours))
+            for name, fn in order:
+                began = clock()
                 fn()
-            times[name].append((clock() - began) / steps)
+                spent[name] += clock() - began
+        for name in times:
+            times[name].append(spent[name] / steps)
     return times["ours"], times["hf"]
 
 

@@ -47,8 +47,8 @@ def test_interleaved_timing_alternates_who_goes_first() -> None:
     ticks = iter(range(1000))
     ours, hf = speed.interleaved(lambda: calls.append("ours"), lambda: calls.append("hf"), repeats=3, steps=2, warmup=1,
                                  clock=lambda: float(next(ticks)))
-    assert calls == ["ours", "hf"] + ["ours"] * 2 + ["hf"] * 2 + ["hf"] * 2 + ["ours"] * 2 + ["ours"] * 2 + ["hf"] * 2
-    assert ours == hf == [0.5] * 3  # one clock tick per two calls
+    assert calls == ["ours", "hf"] + ["ours", "hf", "hf", "ours"] + ["hf", "ours", "ours", "hf"] + ["ours", "hf", "hf", "ours"]
+    assert ours == hf == [1.0] * 3  # the clock ticks once per read: one tick per call
 
 
 def test_the_script_writes_every_family_s_ratios(tmp_path: Path) -> None:

@@ -29,6 +29,17 @@ def selection(indices: tuple[int, ...], block: int, total: int, device: torch.de
     return (idx[:, None] * block + torch.arange(block, device=device)).reshape(-1)  # (kept * block,)
 
 
+def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+    """`mask` as added to attention scores: a boolean key mask (True = attend) becomes 0 / the
+    dtype's minimum (a key row with no real token then attends uniformly instead of giving NaN);
+    an additive one (MPNet's bias) is kept; none is a zero."""
+    if mask is None:
+        return torch.zeros((), dtype=dtype)
+    if mask.is_floating_point():
+        return mask
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+
+
 class SlicableLinear(nn.Linear):
     """nn.Linear that can run on a sub-matrix: `rows` of the output, `cols` of the input."""
 
@@ -79,6 +90,11 @@ class SlicedAttention(Attention):
             return x
         r, p = self.rows, (self.dropout_p if self.training else 0.0)
         q, k, v = (m.sliced(x, r) for m in (self.query, self.key, self.value))  # type: ignore[operator]
+        if p > 0 and x.device.type == "cpu":
+            # With dropout, CPU scaled_dot_product_attention takes its math path, whose forward +
+            # backward costs ~15 % more than the same operations spelled out (as `attend` does for
+            # an additive mask; benchmarks/supernet_speed.py). They draw the same dropout mask.
+            mask = additive_mask(mask, x.dtype)
         ctx = attend(q, k, v, mask, self.head_size, p)
         return self.norm(x + self.dropout(self.output.sliced(ctx, cols=r)))  # type: ignore[operator]
 
