@@ -79,9 +79,11 @@ def check_trainer(study: Any, space: SearchSpace) -> None:
 
 def build_searcher(study: Any, space: SearchSpace) -> Searcher:
     cls = registry.searchers.load(study.searcher.name, "searcher.name")
-    return construct(
+    searcher = construct(
         cls, study.searcher.options, "searcher.options", space, study.objectives, study.constraints, study.seed
     )
+    searcher.workers = study.budget.max_concurrent
+    return searcher
 
 
 def build_scheduler(study: Any) -> Scheduler:

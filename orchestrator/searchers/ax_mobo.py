@@ -16,6 +16,11 @@ generation strategy with fewer acquisition restarts / raw samples than Ax's defa
 torch thread per model fit (intra-op threads on 40-point GPs only contend with each other and
 with the other processes of a busy machine) and batched generation when several workers wait.
 
+A fit with many trials pending takes seconds, so W free workers would wait W / batch_size fits.
+With `fill_idle_workers`, the workers beyond one batch get scrambled-Sobol configurations at once
+(feasible under the space's rules and analytic constraints), attached to Ax as running trials so
+the next fits condition on them; `suggested_by` in the state counts who chose each trial.
+
 Over 400 lines on purpose: the layering rule keeps every use of Ax in this one module, so its
 parameter codec, generation strategy, JSON state and the searcher itself live together.
 """
@@ -28,7 +33,7 @@ import os
 import re
 import tempfile
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Hashable, Iterator, Mapping, NamedTuple, Sequence
 
 import pandas as pd
 import torch
@@ -105,6 +110,28 @@ class AxCodec:
                 out[d.name] = float(value)
             else:
                 out[d.name] = _choice_index(d, value)
+        return out
+
+    def from_unit(self, point: Sequence[float]) -> dict[str, int | float]:
+        """A point of [0, 1)^num_parameters as Ax parameters (each coordinate spread evenly over
+        its parameter's values, on the log scale where the parameter has one)."""
+        out: dict[str, int | float] = {}
+        for p, u in zip(self.parameters, point):
+            if isinstance(p, ChoiceParameterConfig):
+                out[p.name] = p.values[min(int(u * len(p.values)), len(p.values) - 1)]
+                continue
+            low, high = p.bounds
+            if p.parameter_type == "int":
+                # Equal shares of [0, 1) per integer: [low, high + 1) on the chosen scale, floored.
+                if p.scaling == "log":
+                    value = math.exp(math.log(low) + u * (math.log(high + 1) - math.log(low)))
+                else:
+                    value = low + u * (high + 1 - low)
+                out[p.name] = min(int(math.floor(value)), int(high))
+            elif p.scaling == "log":
+                out[p.name] = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+            else:
+                out[p.name] = low + u * (high - low)
         return out
 
     def decode(self, params: Mapping[str, Any]) -> Config:
@@ -227,8 +254,24 @@ def client_from_json(snapshot: Mapping[str, Any]) -> Client:
         return Client.load_from_json_file(path)
 
 
-#: what the driver posts to the pump: (kind, Ax trial index, configuration, metrics or None).
-_Event = tuple[str, int, Config, dict[str, float] | None]
+class _Suggestion(NamedTuple):
+    """A configuration handed (or ready to be handed) to a trial."""
+    index: int | None  # its Ax trial; None for a fill, attached to Ax when its "filled" event is applied
+    config: Config
+    source: str  # "model" (Ax's generation strategy), "random" (fallback) or "fill"
+
+
+class _Event(NamedTuple):
+    """What the driver posts to the pump; applied in order by the producer's side."""
+    kind: str  # "handed", "filled", "result" or "complete"
+    trial_id: str
+    config: Config
+    index: int | None = None  # "handed": the suggestion's Ax trial
+    source: str = ""  # "handed": the suggestion's source
+    metrics: dict[str, float] | None = None  # "result", "complete": None when the trial failed
+
+
+SOURCES = ("model", "random", "fill")
 
 
 class AxMoboSearcher(Searcher):
@@ -255,19 +298,27 @@ class AxMoboSearcher(Searcher):
         #: Ax's name of each constraint's metric, in the order of `self.constraints`.
         self.constraint_names = [self.names[k] for k in keys]
         self.client = self._new_client()
-        #: trial id -> Ax trial index, for trials handed to the runner.
+        #: trial id -> Ax trial index, for trials handed to the runner (kept by the producer's side).
         self.trial_index: dict[str, int] = {}
+        #: trials handed out per source: "model" (Ax's generation strategy: its initial Sobol
+        #: trials, then the model), "random" (a feasible random one when the model's were refused
+        #: or failed), "fill" (space-filling, given to free workers while the model was busy).
+        self.suggested_by: dict[str, int] = dict.fromkeys(SOURCES, 0)
+        # Scrambled Sobol points for fills, seeded by the study; `fill_draws` points used so far.
+        self.fill_draws = 0
+        self.sobol = torch.quasirandom.SobolEngine(self.codec.num_parameters, scramble=True, seed=seed)
         #: Ax trial index -> last progression attached (intermediate results).
         self.progression: dict[int, int] = {}
         self.generations = 0
         #: keys of every configuration produced (handed out, ready, finished or rejected).
         self.produced: set[str] = set()
-        self.pump: SuggestionPump[tuple[int, Config], _Event] = SuggestionPump(
+        self.pump: SuggestionPump[_Suggestion, _Event] = SuggestionPump(
             self._produce,
             self._apply,
             queue_size=self.opts.queue_size,
             batch_size=self.opts.batch_size,
             background=self.opts.background,
+            fill=self._fill if self.opts.fill_idle_workers else None,
             name="ax-mobo-suggestions",
         )
 
@@ -292,24 +343,23 @@ class AxMoboSearcher(Searcher):
 
     # ---- the runner's side (never blocks on the model in background mode) ----------------------
     def propose(self, trial_id: str) -> Config | None | Finished:
-        item = self.pump.take(trial_id)
+        # Free workers, this one included: without a known max_concurrent, none beyond it.
+        free = 1 if self.workers is None else self.workers - len(self.pending)
+        item = self.pump.take(trial_id, free=free)
         if item is None:
             return FINISHED if self.pump.finished else None
-        index, config = item
-        self.trial_index[trial_id] = index
-        return config
+        if item.source != "fill":  # a fill posted its own event
+            self.pump.post(_Event("handed", trial_id, item.config, index=item.index, source=item.source))
+        return item.config
 
     def on_trial_result(self, trial_id: str, metrics: Mapping[str, float]) -> None:
-        index = self.trial_index.get(trial_id)
-        if index is not None and self.opts.attach_intermediate:
-            self.pump.post(("result", index, self.pending[trial_id], dict(metrics)))
+        if self.opts.attach_intermediate and trial_id in self.pending:
+            self.pump.post(_Event("result", trial_id, self.pending[trial_id], metrics=dict(metrics)))
 
     def observe(
         self, trial_id: str, config: Config, values: list[float] | None, metrics: Mapping[str, float] | None
     ) -> None:
-        index = self.trial_index.pop(trial_id, None)
-        if index is not None:
-            self.pump.post(("complete", index, config, dict(metrics) if metrics is not None else None))
+        self.pump.post(_Event("complete", trial_id, config, metrics=dict(metrics) if metrics is not None else None))
 
     def close(self) -> None:
         """Stop the background thread; the searcher can still be saved afterwards."""
@@ -329,7 +379,9 @@ class AxMoboSearcher(Searcher):
                 "progression": {str(k): v for k, v in self.progression.items()},
                 "generations": self.generations,
                 "produced": sorted(self.produced),
-                "ready": [[index, config] for index, config in self.pump.ready_items()],
+                "ready": [[item.index, item.config, item.source] for item in self.pump.ready_items()],
+                "suggested_by": dict(self.suggested_by),
+                "fill_draws": self.fill_draws,
             }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -340,11 +392,17 @@ class AxMoboSearcher(Searcher):
             self.progression = {int(k): int(v) for k, v in state["progression"].items()}
             self.generations = int(state["generations"])
             self.produced = set(state["produced"])
-            self.pump.restore([(int(index), dict(config)) for index, config in state["ready"]])
+            # States saved before fills existed hold [index, config] and no counts.
+            self.pump.restore([_Suggestion(int(item[0]), dict(item[1]), item[2] if len(item) > 2 else "model")
+                               for item in state["ready"]])
+            self.suggested_by = dict.fromkeys(SOURCES, 0) | {k: int(v) for k, v in state.get("suggested_by", {}).items()}
+            self.fill_draws = int(state.get("fill_draws", 0))
+            self.sobol = torch.quasirandom.SobolEngine(self.codec.num_parameters, scramble=True, seed=self.seed)
+            self.sobol.fast_forward(self.fill_draws)
 
     # ---- the producer's side (runs with the pump's work lock held) -------------------------------
-    def _produce(self, n: int) -> list[tuple[int, Config]]:
-        out: list[tuple[int, Config]] = []
+    def _produce(self, n: int) -> list[_Suggestion]:
+        out: list[_Suggestion] = []
         rejected = 0
         with self._generating():
             while len(out) < n and rejected < self.opts.max_rejections:
@@ -367,7 +425,7 @@ class AxMoboSearcher(Searcher):
                         out.append(self._random())
                     elif self._accept(index, config):
                         self.produced.add(config_key(config))
-                        out.append((index, config))
+                        out.append(_Suggestion(index, config, "model"))
                     else:
                         self.produced.add(config_key(config))
                         rejected += 1
@@ -377,7 +435,7 @@ class AxMoboSearcher(Searcher):
             out.append(self._random())
         return out
 
-    def _random(self) -> tuple[int, Config]:
+    def _random(self) -> _Suggestion:
         """A random feasible configuration not produced before, attached to Ax as a trial."""
         config = self.sample_feasible()
         for _ in range(100):
@@ -385,7 +443,26 @@ class AxMoboSearcher(Searcher):
                 break
             config = self.sample_feasible()
         self.produced.add(config_key(config))
-        return self.client.attach_trial(parameters=self.codec.encode(config)), config
+        return _Suggestion(self.client.attach_trial(parameters=self.codec.encode(config)), config, "random")
+
+    # ---- fills (the driver's thread, while the model may be busy: no Ax, no shared rng) ----------
+    def _fill(self, trial_id: Hashable) -> _Suggestion | None:
+        """The next scrambled-Sobol point that the space allows, meets the analytic constraints and
+        was not produced before; None when `fill_tries` points in a row are not (the worker then
+        waits for the model). Ax learns of it through the "filled" event, before the next fit."""
+        for _ in range(self.opts.fill_tries):
+            point = self.sobol.draw(1, dtype=torch.float64)[0].tolist()
+            self.fill_draws += 1
+            config = self.codec.decode(self.codec.from_unit(point))
+            key = config_key(config)
+            # `produced` is the producer's set: reading it and adding one key are single,
+            # atomic operations on a built-in set, safe beside the producer's thread.
+            if key in self.produced or not self.space.is_valid(config) or not self.analytically_feasible(config):
+                continue
+            self.produced.add(key)
+            self.pump.post(_Event("filled", str(trial_id), config))
+            return _Suggestion(None, config, "fill")
+        return None
 
     @contextmanager
     def _generating(self) -> Iterator[None]:
@@ -421,7 +498,19 @@ class AxMoboSearcher(Searcher):
         return False
 
     def _apply(self, event: _Event) -> None:
-        kind, index, config, metrics = event
+        kind, trial_id, config = event.kind, event.trial_id, event.config
+        if kind == "handed":
+            self.trial_index[trial_id] = int(event.index)  # type: ignore[arg-type]
+            self.suggested_by[event.source] += 1
+            return
+        if kind == "filled":
+            self.trial_index[trial_id] = self.client.attach_trial(parameters=self.codec.encode(config))
+            self.suggested_by["fill"] += 1
+            return
+        index = self.trial_index.get(trial_id) if kind == "result" else self.trial_index.pop(trial_id, None)
+        if index is None:  # not a trial this searcher handed out
+            return
+        metrics = event.metrics
         if kind == "result":
             if metrics is not None and self.objectives.has_values(metrics) and self.opts.progression_key in metrics:
                 step = int(metrics[self.opts.progression_key])

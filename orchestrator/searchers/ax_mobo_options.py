@@ -31,13 +31,22 @@ class AxMoboOptions:
     attach_intermediate: bool = False
     #: the reported metric holding the progression (step / epoch) of an intermediate result.
     progression_key: str = "step"
+    #: when no suggestion is ready and more workers are free than one batch serves (the study's
+    #: max_concurrent minus the trials in flight > batch_size), hand each worker beyond the batch a
+    #: space-filling (scrambled Sobol, seeded by the study) feasible configuration at once instead of
+    #: letting it wait behind the model; Ax sees it as a running trial. Never with max_concurrent
+    #: <= batch_size; the searcher state's `suggested_by` counts model, random and fill trials.
+    fill_idle_workers: bool = True
+    #: Sobol points tried per fill before the worker waits for the model instead (points the space
+    #: or the analytic constraints refuse, or repeats).
+    fill_tries: int = 64
     #: "lmnas": the strategy above; "ax_default": Ax's own default generation strategy, which
     #: ignores num_initial / num_restarts / raw_samples (kept to measure against).
     generation: str = "lmnas"
 
     def __post_init__(self) -> None:
         ints = {"num_restarts": 1, "raw_samples": 1, "batch_size": 1, "queue_size": 1, "torch_threads": 0,
-                "max_rejections": 1}
+                "max_rejections": 1, "fill_tries": 1}
         for field, low in ints.items():
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -50,7 +59,7 @@ class AxMoboOptions:
             raise ValueError(
                 f"ax_mobo option 'raw_samples' ({self.raw_samples}) must be >= 'num_restarts' ({self.num_restarts})"
             )
-        for field in ("background", "attach_intermediate"):
+        for field in ("background", "attach_intermediate", "fill_idle_workers"):
             if not isinstance(getattr(self, field), bool):
                 raise ValueError(f"ax_mobo option '{field}' must be true or false, got {getattr(self, field)!r}")
         if self.generation not in ("lmnas", "ax_default"):

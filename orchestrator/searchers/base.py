@@ -57,6 +57,9 @@ class Searcher(ABC):
         self.objectives = objectives
         self.constraints = tuple(constraints)
         self.rng = np.random.default_rng(seed)
+        #: the most trials in flight at once (the study's budget.max_concurrent), set by the runner;
+        #: None when unknown. A searcher may use it to plan for the workers that are free.
+        self.workers: int | None = None
         self.pending: dict[str, Config] = {}
         #: (trial_id, config, minimise-form objectives or None for a failed / infeasible trial)
         self.history: list[tuple[str, Config, list[float] | None]] = []

@@ -10,6 +10,10 @@ Callers who ask while a batch is being made still wait when it lands and size th
 (at most `batch_size`); a batch sized by all waiting callers was tried and dropped: ax_mobo's joint
 acquisition costs as much per candidate at 32 as at 4 (benchmarks/results/scale.txt).
 
+When more workers are free than one batch serves, a model-based searcher cannot keep them busy on
+short trials; with a `fill` function the pump answers the workers beyond one batch at once with
+`fill(key)` (e.g. a space-filling candidate) instead of letting them wait behind the model.
+
 Two locks: `_cond` guards the queues (held for microseconds by both threads); `_work` guards
 the producer's own state (held by the background thread while it produces, by the driver
 only to save or restore that state).
@@ -38,6 +42,10 @@ class SuggestionPump(Generic[Item, Event]):
     `produce(n)` returns up to n new items (it may return fewer) or raises `Exhausted`;
     `apply(event)` records one result. Both are only ever called with the work lock held.
     With `background=False` everything runs in the caller's thread (deterministic, for tests).
+
+    `fill(key)`, when given, is called in the caller's thread WITHOUT the work lock (the model may
+    be busy for seconds), so it must not touch what `produce` / `apply` use; it may `post` an event
+    for them. It returns an item, or None when it has none (the caller then waits as usual).
     """
 
     def __init__(
@@ -48,12 +56,14 @@ class SuggestionPump(Generic[Item, Event]):
         queue_size: int,
         batch_size: int,
         background: bool,
+        fill: Callable[[Hashable], Item | None] | None = None,
         name: str = "suggestion-pump",
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError(f"queue_size and batch_size must be >= 1, got {queue_size}, {batch_size}")
         self._produce = produce
         self._apply = apply
+        self._fill_one = fill
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.background = background
@@ -70,8 +80,12 @@ class SuggestionPump(Generic[Item, Event]):
         self._thread: threading.Thread | None = None
 
     # ---- the driver's side -----------------------------------------------------------------------
-    def take(self, key: Hashable) -> Item | None:
+    def take(self, key: Hashable, free: int = 1) -> Item | None:
         """A ready item, or None when none is ready (the caller asks again later).
+
+        `free`: how many workers are free to start a trial, this caller included. When none is
+        ready and more are free than one batch serves, this caller gets `fill(key)` at once (the
+        first `batch_size` free workers are left to the model).
 
         Raises the producer's error, if the background thread hit one, so failures surface
         in the driver instead of silently starving the workers.
@@ -80,6 +94,9 @@ class SuggestionPump(Generic[Item, Event]):
             with self._work:
                 self._drain()
                 if not self._ready and not self._finished:
+                    filled = self._fill_beyond_batch(key, free)
+                    if filled is not None:
+                        return filled
                     self._fill(1)
                 return self._ready.popleft() if self._ready else None
         with self._cond:
@@ -88,11 +105,23 @@ class SuggestionPump(Generic[Item, Event]):
             if self._ready:
                 self._waiting.discard(key)
                 return self._ready.popleft()
+            finished = self._finished
+        if not finished:
+            filled = self._fill_beyond_batch(key, free)
+            if filled is not None:
+                return filled
+        with self._cond:
             if not self._finished:
                 self._waiting.add(key)
                 self._start()
                 self._cond.notify_all()
             return None
+
+    def _fill_beyond_batch(self, key: Hashable, free: int) -> Item | None:
+        """`fill(key)` when more workers are free than one batch serves, else None."""
+        if self._fill_one is None or free <= self.batch_size:
+            return None
+        return self._fill_one(key)
 
     def post(self, event: Event) -> None:
         """Queue a result; it is applied before the next batch is produced."""

@@ -227,3 +227,99 @@ def test_bo_beats_random_search_on_zdt1() -> None:
     # Random search hardly reaches the front of ZDT1 in 16 trials; BO gets close to it.
     assert min(bo) > max(rs)
     assert np.mean(bo) > 0.5
+
+
+def ask_all(searcher: AxMoboSearcher, ids: list[str]) -> list[dict[str, Any]]:
+    """Every worker in `ids` asks once, none finishing: all are in flight at the end."""
+    configs = [searcher.suggest(tid) for tid in ids]
+    assert all(isinstance(c, dict) for c in configs)
+    return configs  # type: ignore[return-value]
+
+
+def test_free_workers_beyond_one_batch_get_space_filling_configurations() -> None:
+    space = MixedSpace()
+    cap = Constraint.parse("params <= 1000")  # 11 of the 48 (layers, ffn) pairs
+    objs = Objectives((Objective("loss"), Objective("latency")))
+
+    def searcher() -> AxMoboSearcher:
+        s = AxMoboSearcher(space, objs, [cap], seed=3, num_initial=3, batch_size=2, **SMALL)
+        s.workers = 8
+        return s
+
+    first = searcher()
+    configs = ask_all(first, [f"w{i}" for i in range(8)])
+    # 8 free workers, a batch serves 2: the first 6 asks are filled at once, the last 2 go to the model.
+    state = json.loads(json.dumps(first.state_dict()))
+    assert state["suggested_by"] == {"model": 2, "random": 0, "fill": 6}
+    assert len({json.dumps(c, sort_keys=True) for c in configs}) == 8
+    for config in configs:
+        space.check(config)
+        assert space.metrics(config)["params"] <= 1000
+    # Ax holds every one as a running trial (the model's batch was made with the 6 fills pending);
+    # candidates refused by the cap are there too, early-stopped.
+    summary = first.summary()
+    assert (summary["trial_status"] == "RUNNING").sum() == 8
+    assert ask_all(searcher(), [f"w{i}" for i in range(8)]) == configs  # the study's seed decides the fills
+
+    # A resumed searcher continues the same search, fills included.
+    resumed = searcher()
+    resumed.load_state_dict(state)
+    rng = np.random.default_rng(0)
+    for i, config in enumerate(configs):
+        metrics = {"loss": float(rng.random()), "latency": float(config["layers"])}
+        for s in (first, resumed):
+            s.on_trial_complete(f"w{i}", metrics)
+    assert ask_all(first, ["x0", "x1", "x2"]) == ask_all(resumed, ["x0", "x1", "x2"])
+    assert first.state_dict()["suggested_by"] == resumed.state_dict()["suggested_by"] == {"model": 2, "random": 0, "fill": 9}
+    statuses = first.summary()["trial_status"].value_counts().to_dict()
+    assert statuses["COMPLETED"] == 8 and statuses["RUNNING"] == 3
+
+
+def test_no_fill_without_a_known_max_concurrent_or_when_switched_off() -> None:
+    space = SyntheticSpace(num_dims=3)
+    off = AxMoboSearcher(space, OBJECTIVES, num_initial=3, batch_size=2, fill_idle_workers=False, **SMALL)
+    off.workers = 8
+    unknown = AxMoboSearcher(space, OBJECTIVES, num_initial=3, batch_size=2, **SMALL)
+    for searcher in (off, unknown):
+        ask_all(searcher, [f"w{i}" for i in range(8)])
+        assert searcher.state_dict()["suggested_by"]["fill"] == 0
+
+
+def test_a_tiny_study_with_four_workers_never_fills(tmp_path: Path) -> None:
+    """max_concurrent <= batch_size (4 by default): every suggestion is the model's, so the search
+    at the usual small scale is what it was; run in background mode, as in a study."""
+    from orchestrator.plugins import build_searcher, build_space
+    from orchestrator.study import parse_study
+
+    study = parse_study({
+        "name": "tiny", "storage": str(tmp_path), "seed": 1,
+        "search_space": {"name": "synthetic", "options": {"num_dims": 3}},
+        "trainer": {"kind": "synthetic", "options": {"problem": "zdt1"}},
+        "objectives": [{"metric": "f1", "ref": 1.1}, {"metric": "f2", "ref": 11}],
+        "searcher": {"name": "ax_mobo", "options": {"num_initial": 4, "num_restarts": 2, "raw_samples": 32}},
+        "budget": {"num_trials": 12, "max_concurrent": 4},
+    })
+    space = build_space(study)
+    searcher = build_searcher(study, space)
+    assert searcher.workers == 4
+    try:
+        in_flight: dict[str, dict[str, Any]] = {}
+        asked, done = 0, 0
+        deadline = time.monotonic() + 120
+        while done < 12:
+            assert time.monotonic() < deadline
+            while len(in_flight) < 4 and asked < 12:  # every free worker asks, as Tune's loop does
+                config = searcher.suggest(f"t{asked}")
+                if not isinstance(config, dict):
+                    break
+                in_flight[f"t{asked}"] = config
+                asked += 1
+            if in_flight:
+                tid = min(in_flight)  # the oldest trial finishes
+                searcher.on_trial_complete(tid, zdt1(space, in_flight.pop(tid)))
+                done += 1
+            time.sleep(0.005)
+        counts = searcher.state_dict()["suggested_by"]
+    finally:
+        searcher.close()
+    assert counts["fill"] == 0 and counts["model"] + counts["random"] == 12

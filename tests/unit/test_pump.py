@@ -53,3 +53,35 @@ def test_callers_waiting_during_a_batch_size_the_next(batch_size: int, second: i
         for _ in range(4):
             producer.release.release()
         pump.close(timeout=5)
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_workers_beyond_one_batch_are_filled_at_once(background: bool) -> None:
+    producer = SlowProducer()
+    filled: list[str] = []
+
+    def fill(key: str) -> int:
+        filled.append(key)
+        return -len(filled)
+
+    pump: SuggestionPump[int, None] = SuggestionPump(producer, lambda event: None, queue_size=1, batch_size=4,
+                                                     background=background, fill=fill)
+    try:
+        # 10 workers free, the model busy (its batch blocks until released): 6 get a fill at once.
+        answers = [pump.take(f"w{i}", free=10 - i) for i in range(6)]
+        assert answers == [-1, -2, -3, -4, -5, -6] and filled == [f"w{i}" for i in range(6)]
+        assert producer.sizes == []  # no fit was started for them
+        if background:
+            # The last 4 are left to the model: they wait for its batch, which serves them.
+            assert all(pump.take(f"w{i}", free=10 - i) is None for i in range(6, 10))
+            wait_for(lambda: len(producer.sizes) == 1)
+            producer.release.release()
+            wait_for(lambda: len(pump.ready_items()) >= 1)
+        else:
+            producer.release.release()
+            assert pump.take("w6", free=4) == 0
+        assert len(filled) == 6
+    finally:
+        for _ in range(4):
+            producer.release.release()
+        pump.close(timeout=5)
