@@ -23,11 +23,14 @@ own cost, not the trainers'.
    the wall time against the ideal (two waves of sleeps), and the number of trials RUNNING over time,
    from trials.parquet's start and end times: the peak, and the mean over the study; trials/s of the
    study, and what one trial's worker holds (USS) and which heavy libraries it loaded.
-3. ax_mobo with many workers: the searcher alone (no Ray), fed `--ax-observations` completed
-   observations, then asked for suggestions while 64 / 256 trials are pending, as the runner asks:
-   the wall time to fill the pump for that many waiting workers (background pump, one batch of
-   `batch_size` per model fit), and the time (wall and CPU) per suggestion. A searcher keeps W workers busy on
-   trials of T seconds only if one suggestion takes at most T / W.
+3. ax_mobo with many workers: the searcher alone (no Ray, max_concurrent W), fed `--ax-observations`
+   completed observations, then W = 64 / 256 workers ask at once, as the runner asks (background
+   pump, one batch of `batch_size` per model fit): the wall time until every one has a configuration
+   and the share the model chose; then a window of `--ax-window-seconds` in which every trial ends
+   `--ax-trial-seconds` after it started and its worker asks again: suggestions handed out, the
+   model's share, seconds per model suggestion and the share of worker time spent waiting. Run with
+   `fill_idle_workers` off and on (`--ax-fill`): off, a searcher keeps W workers busy on trials of
+   T seconds only if one suggestion takes at most T / W.
 
 Each measurement is repeated (`--repeats`) and reported as the median and the spread (min-max).
 """
@@ -217,56 +220,103 @@ def inflight(storage: Path, concurrency: Sequence[int], seconds: float, repeats:
 
 
 def ax_suggestions(pending: Sequence[int], observations: int, repeats: int, trial_seconds: float,
-                   batch_sizes: Sequence[int], say: Callable[[str], None]) -> None:
-    """Time ax_mobo's suggestions with many trials pending: the searcher alone, in background mode as in a
-    study, polled every 5 ms for W waiting workers as Tune's driver polls; every configuration handed out
-    stays pending (Ax sees it as a running trial) while the others wait."""
+                   batch_sizes: Sequence[int], fills: Sequence[bool], window_s: float,
+                   say: Callable[[str], None]) -> None:
+    """Time ax_mobo's suggestions with many workers: the searcher alone, in background mode as in a
+    study (max_concurrent W), polled every 5 ms as Tune's driver polls.
+
+    Fill: W workers ask at once; what is handed out stays pending. Then a window of `window_s`: each
+    trial ends `trial_seconds` after it was handed out and its worker asks again at once."""
     from orchestrator.plugins import build_searcher, build_space
     from trainers.synthetic import objectives as zdt
 
     warnings.filterwarnings("ignore", module="linear_operator")  # jitter added to a Cholesky: expected, noisy
 
-    say(f"\n3. ax_mobo: W workers ask at once after {observations} completed observations; what was handed out"
-        f" stays pending (W pending at the end); background pump, polled every 5 ms")
-    say(f"{'W':>5}  {'batch':>5}  {'fill W workers s':>24}  {'s per suggestion':>24}  {'CPU s per sugg.':>16}  {'first s':>20}"
-        f"  {'last 8 s per sugg.':>22}  {'keeps W busy on trials of':>26}")
+    say(f"\n3. ax_mobo: W workers ask at once after {observations} completed observations (fill), then {window_s:g} s"
+        f" of trials of {trial_seconds:g} s, each worker asking again when its trial ends; background pump, polled"
+        f" every 5 ms; 'model' counts Ax's generation strategy, 'fill' the space-filling configurations")
+    say(f"{'W':>5}  {'batch':>5}  {'fill_idle':>9}  {'fill W workers s':>20}  {'model share (fill)':>18}"
+        f"  {'window: handed':>14}  {'model share':>11}  {'s per model sugg.':>17}  {'workers idle %':>14}")
     for w in pending:
         for batch in batch_sizes:
-            fills, per, cpu, first, tail = [], [], [], [], []
-            for r in range(repeats):
-                study = synthetic_study(Path(tempfile.gettempdir()), f"ax-{w}-{r}", observations + w, 0.0, w,
-                                        searcher="ax_mobo", searcher_options={"batch_size": batch})
-                study = replace(study, seed=r)
-                space = build_space(study)
-                searcher = build_searcher(study, space)
-                try:
-                    for i in range(observations):
-                        tid = f"obs{i}"
-                        config = poll(searcher, tid)
-                        f = zdt("zdt1", np.array(space.point(config)))
-                        searcher.on_trial_complete(tid, {"f1": float(f[0]), "f2": float(f[1])})
-                    began, cpu_began = time.perf_counter(), time.process_time()
-                    handed: list[float] = []
-                    waiting = [f"w{i}" for i in range(w)]
-                    while waiting:
-                        for tid in list(waiting):
-                            if isinstance(searcher.suggest(tid), dict):
-                                waiting.remove(tid)
-                                handed.append(time.perf_counter() - began)
-                        time.sleep(0.005)
-                finally:
-                    searcher.close()
-                fills.append(handed[-1])
-                per.append(handed[-1] / w)
-                # This process's CPU over the fill (the model runs in its thread with torch_threads 1):
-                # steadier than the wall time on a shared machine.
-                cpu.append((time.process_time() - cpu_began) / w)
-                first.append(handed[0])
-                tail.append((handed[-1] - handed[-9]) / 8 if w > 8 else handed[-1] / w)
-            keeps = statistics.median(per) * w
-            say(f"{w:>5}  {batch:>5}  {spread(fills, '{:.1f}'):>24}  {spread(per, '{:.3f}'):>24}  {spread(cpu, '{:.3f}'):>16}"
-                f"  {spread(first, '{:.2f}'):>20}  {spread(tail, '{:.3f}'):>22}  {f'>= {keeps:.0f} s':>26}")
-    say(f"   (trials of T s keep W workers busy only when s per suggestion <= T / W; here T = {trial_seconds:g} s)")
+            for fill in fills:
+                rows: list[tuple[float, float, int, float, float, float]] = []
+                for r in range(repeats):
+                    rows.append(ax_run(w, batch, fill, observations, trial_seconds, window_s, r,
+                                       build_searcher, build_space, zdt))
+                cols = list(zip(*rows))
+                say(f"{w:>5}  {batch:>5}  {'on' if fill else 'off':>9}  {spread(cols[0], '{:.1f}'):>20}"
+                    f"  {spread(cols[1], '{:.2f}'):>18}  {spread(cols[2], '{:.0f}'):>14}  {spread(cols[3], '{:.2f}'):>11}"
+                    f"  {spread(cols[4], '{:.2f}'):>17}  {spread(cols[5], '{:.0f}'):>14}")
+
+
+def ax_run(w: int, batch: int, fill: bool, observations: int, trial_seconds: float, window_s: float, seed: int,
+           build_searcher: Any, build_space: Any, zdt: Any) -> tuple[float, float, int, float, float, float]:
+    """One ax_mobo run (see `ax_suggestions`): (fill s, model share of the fill, suggestions in the
+    window, model share of them, window s per model suggestion, % of worker time spent waiting)."""
+    study = synthetic_study(Path(tempfile.gettempdir()), f"ax-{w}-{seed}", 10**6, 0.0, w, searcher="ax_mobo",
+                            searcher_options={"batch_size": batch, "fill_idle_workers": fill})
+    study = replace(study, seed=seed)
+    space = build_space(study)
+    searcher = build_searcher(study, space)
+
+    def metrics(config: dict[str, Any]) -> dict[str, float]:
+        f = zdt("zdt1", np.array(space.point(config)))
+        return {"f1": float(f[0]), "f2": float(f[1])}
+
+    def counts() -> dict[str, int]:
+        return dict(searcher.state_dict()["suggested_by"])  # waits for the batch in progress
+
+    try:
+        for i in range(observations):
+            tid = f"obs{i}"
+            searcher.on_trial_complete(tid, metrics(poll(searcher, tid)))
+        before = counts()
+        # Fill: W workers ask at once.
+        began = time.perf_counter()
+        running: dict[str, tuple[float, dict[str, Any]]] = {}  # trial id -> (handed at, config)
+        waiting = {f"w{i}": began for i in range(w)}  # trial id -> asking since
+        while waiting:
+            ask(searcher, waiting, running)
+            time.sleep(0.005)
+        fill_s = max(t for t, _ in running.values()) - began
+        after_fill = counts()
+        fill_share = (after_fill["model"] - before["model"]) / w
+        # Window: every trial ends trial_seconds after it was handed out; its worker asks again.
+        began, idle, n = time.perf_counter(), 0.0, 0
+        for tid in running:  # the fill's trials start their clocks now
+            running[tid] = (began, running[tid][1])
+        while (now := time.perf_counter()) - began < window_s:
+            for tid, (start, config) in list(running.items()):
+                if now - start >= trial_seconds:
+                    del running[tid]
+                    searcher.on_trial_complete(tid, metrics(config))
+                    n += 1
+                    waiting[f"{tid.split('.')[0]}.{n}"] = now
+            idle += ask(searcher, waiting, running)
+            time.sleep(0.005)
+        end = time.perf_counter()
+        idle += sum(end - since for since in waiting.values())
+        handed_in_window = {k: v - after_fill[k] for k, v in counts().items()}
+    finally:
+        searcher.close()
+    total = sum(handed_in_window.values())
+    model = handed_in_window["model"]
+    return (fill_s, fill_share, total, model / max(total, 1), window_s / model if model else float("inf"),
+            100 * idle / (w * window_s))
+
+
+def ask(searcher: Any, waiting: dict[str, float], running: dict[str, tuple[float, dict[str, Any]]]) -> float:
+    """Each waiting worker asks once; those served start running. The seconds the served ones waited."""
+    waited = 0.0
+    for tid, since in list(waiting.items()):
+        config = searcher.suggest(tid)
+        if isinstance(config, dict):
+            now = time.perf_counter()
+            del waiting[tid]
+            running[tid] = (now, config)
+            waited += now - since
+    return waited
 
 
 def store_events(trials: int, repeats: int, say: Callable[[str], None]) -> None:
@@ -325,14 +375,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sleep-seconds", type=float, default=5.0)
     parser.add_argument("--ax-pending", default="64,256")
     parser.add_argument("--ax-observations", type=int, default=20)
-    parser.add_argument("--ax-batch-sizes", default="4,32", help="ax_mobo batch_size values to compare")
+    parser.add_argument("--ax-batch-sizes", default="4", help="ax_mobo batch_size values to compare")
+    parser.add_argument("--ax-fill", default="off,on", help="ax_mobo fill_idle_workers values to compare")
+    parser.add_argument("--ax-trial-seconds", type=float, default=10.0, help="trial length in the ax window")
+    parser.add_argument("--ax-window-seconds", type=float, default=60.0, help="length of the ax window")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="also append the figures to this file")
     args = parser.parse_args(argv)
     if args.quick:
         args.cpus, args.zero_cost_trials, args.throughput_concurrency = 8, 8, "1,4"
         args.inflight_concurrency, args.sleep_seconds, args.ax_pending, args.ax_observations = "8", 1.0, "8", 6
-        args.ax_batch_sizes = "4"
+        args.ax_batch_sizes, args.ax_trial_seconds, args.ax_window_seconds = "4", 2.0, 5.0
         args.repeats, args.store_trials = 1, 64
     parts = set(args.parts.split(","))
     lines: list[str] = []
@@ -363,8 +416,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         finally:
             ray.shutdown()
     if "ax" in parts:
-        ax_suggestions(ints(args.ax_pending), args.ax_observations, args.repeats, args.sleep_seconds,
-                       ints(args.ax_batch_sizes), say)
+        fills = [{"on": True, "off": False}[x] for x in args.ax_fill.split(",") if x]
+        ax_suggestions(ints(args.ax_pending), args.ax_observations, args.repeats, args.ax_trial_seconds,
+                       ints(args.ax_batch_sizes), fills, args.ax_window_seconds, say)
     say(f"# load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
