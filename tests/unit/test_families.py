@@ -21,7 +21,7 @@ from search_spaces.sub_network import SubNetwork, count_params as analytic_param
 from trainers.efficiency import count_params
 from trainers.baselines.masked import masked_forward
 from trainers.supernet import SuperNetwork
-from trainers.supernet.checkpoint import CheckpointError
+from trainers.supernet.checkpoint import CheckpointError, to_hf_name
 from trainers.supernet.export import MODELING_FILE, ONNX_FILE, export_compact, export_standard
 from trainers.supernet.families import families
 
@@ -89,6 +89,43 @@ def test_full_super_network_equals_the_hugging_face_model(tiny: tuple[str, torch
         expected = hf(**batch).logits
         torch.testing.assert_close(supernet(**batch), expected, atol=1e-5, rtol=0)
     assert supernet.config.family == model_type
+
+
+def test_in_training_the_super_network_draws_hugging_face_s_dropout(tiny: tuple[str, torch.nn.Module, SuperNetwork]) -> None:
+    """Dropout is drawn where and in the order the family's HF model draws it (embeddings, attention
+    probabilities, the attention output only where the family has that dropout, FFN, the head's one
+    or two): under one seed the full network's logits and every gradient are HF's. On CPU training
+    spells attention out; a sliced network still draws what its extracted copy (which keeps
+    scaled_dot_product_attention) draws, and a row of padding only is no NaN."""
+    model_type, hf, supernet = tiny
+    batch = batch_for(model_type)
+    hf.train(), supernet.train()
+    try:
+        torch.manual_seed(7)
+        ours = supernet(**batch)
+        torch.manual_seed(7)
+        expected = hf(**batch).logits
+        torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
+        torch.manual_seed(8)
+        assert not torch.allclose(supernet(**batch), ours, atol=1e-3), "no dropout was drawn"
+        ours.square().sum().backward()
+        expected.square().sum().backward()
+        for name, p in supernet.named_parameters():
+            theirs = hf.get_parameter(to_hf_name(name, model_type)).grad
+            torch.testing.assert_close(p.grad, theirs, atol=1e-5, rtol=0, msg=lambda m: f"{name}: {m}")
+        supernet.set_sub_network(sub_networks(supernet)[-1])
+        extracted = supernet.extract_sub_network()
+        with torch.no_grad():
+            torch.manual_seed(8)
+            sliced = supernet(**batch)
+            torch.manual_seed(8)
+            torch.testing.assert_close(extracted(**batch), sliced, atol=1e-5, rtol=0)
+            padded = dict(batch, attention_mask=batch["attention_mask"].clone())
+            padded["attention_mask"][0] = 0
+            assert supernet(**padded).isfinite().all()
+    finally:
+        hf.eval(), supernet.eval(), supernet.reset_super_network()
+        hf.zero_grad(set_to_none=True), supernet.zero_grad(set_to_none=True)
 
 
 def test_mask_based_baselines_compute_the_full_network(tiny: tuple[str, torch.nn.Module, SuperNetwork]) -> None:

@@ -83,6 +83,10 @@ class CompactBertConfig:
     #: the activation after the head's dense layer: BERT's pooler, RoBERTa's and MPNet's heads use
     #: tanh, DistilBERT's pre_classifier relu, ELECTRA's head gelu.
     pooler_act: str = "tanh"
+    #: dropout on the attention output projection before the residual sum (BERT's); DistilBERT has none.
+    attention_output_dropout: bool = True
+    #: the head's dropout also before its dense layer (RoBERTa, XLM-R, ELECTRA, MPNet), not only after.
+    head_input_dropout: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", tuple(int(h) for h in self.heads))
@@ -173,9 +177,10 @@ def head_index(heads: tuple[int, ...]) -> slice | list[int]:
 
 
 def with_bias(bias: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """An additive attention mask: `bias` (1, heads, S, S) with -inf at padded keys of `mask`
-    (batch, 1, 1, S; True = attend)."""
-    return bias if mask is None else bias.masked_fill(~mask, float("-inf"))
+    """An additive attention mask: `bias` (1, heads, S, S) with the dtype's minimum at padded keys
+    of `mask` (batch, 1, 1, S; True = attend). Not -inf: a row of padding only then attends
+    uniformly (as Hugging Face's MPNet) instead of giving NaN."""
+    return bias if mask is None else bias.masked_fill(~mask, torch.finfo(bias.dtype).min)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, head_size: int, dropout: float) -> torch.Tensor:
@@ -234,7 +239,8 @@ class Attention(nn.Module):
         self.query, self.key, self.value = (linear(c.hidden_size, width) for _ in range(3))
         self.output = linear(width, c.hidden_size)
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.dropout = nn.Dropout(c.hidden_dropout)
+        # Identity, not a rate of 0, so training draws random numbers exactly where the family does.
+        self.dropout = nn.Dropout(c.hidden_dropout) if c.attention_output_dropout else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         p = self.dropout_p if self.training else 0.0
@@ -272,7 +278,8 @@ class Layer(nn.Module):
 class ClassifierHead(nn.Module):
     """BERT's pooler (dense + tanh on the first token, or on the mean over real tokens when
     `pooling` is "mean") followed by the linear classifier; other families' heads have the same
-    shape with another activation (`pooler_act`)."""
+    shape with another activation (`pooler_act`) and maybe a dropout before the dense layer too
+    (`head_input_dropout`)."""
 
     def __init__(self, c: CompactBertConfig) -> None:
         super().__init__()
@@ -280,6 +287,7 @@ class ClassifierHead(nn.Module):
         self.act = ACTIVATIONS[c.pooler_act]
         self.pooler = nn.Linear(c.hidden_size, c.hidden_size)
         self.dropout = nn.Dropout(c.classifier_dropout)
+        self.input_dropout = self.dropout if c.head_input_dropout else nn.Identity()
         self.classifier = nn.Linear(c.hidden_size, c.num_labels)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -288,7 +296,7 @@ class ClassifierHead(nn.Module):
             pooled = (hidden * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp_min(1.0)  # (B, H)
         else:
             pooled = hidden[:, 0]  # (B, H)
-        return self.classifier(self.dropout(self.act(self.pooler(pooled))))
+        return self.classifier(self.dropout(self.act(self.pooler(self.input_dropout(pooled)))))
 
 
 class CompactBert(nn.Module):

@@ -55,7 +55,8 @@ def bert_embeddings(prefix: str, token_types: bool = True) -> Names:
     return names + ((("embeddings.token_type.", f"{prefix}embeddings.token_type_embeddings."),) if token_types else ())
 
 
-#: the classification head of RoBERTa, ELECTRA and MPNet: dense (our pooler) and out_proj.
+#: the classification head of RoBERTa, ELECTRA and MPNet: dense (our pooler) and out_proj, with
+#: dropout before each (their readers set `head_input_dropout`).
 CLASSIFIER_HEAD: Names = (("head.pooler.", "classifier.dense."), ("head.classifier.", "classifier.out_proj."))
 
 

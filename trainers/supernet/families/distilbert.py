@@ -17,7 +17,7 @@ def read(hf: dict[str, Any]) -> dict[str, Any]:
     as_bert = {bert: hf[ours] for bert, ours in KEYS.items() if ours in hf}
     # DistilBERT's code fixes the LayerNorm epsilon; its head's dropout defaults to 0.2.
     return read_bert_like(hf | as_bert | {"classifier_dropout": hf.get("seq_classif_dropout", 0.2)}) | {
-        "type_vocab": 0, "layer_norm_eps": 1e-12, "pooler_act": "relu"}
+        "type_vocab": 0, "layer_norm_eps": 1e-12, "pooler_act": "relu", "attention_output_dropout": False}
 
 
 def write(c: CompactBertConfig, heads: int, units: int) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from trainers.supernet.standalone import CompactBertConfig
 
 def read(hf: dict[str, Any]) -> dict[str, Any]:
     width = hf.get("embedding_size") or hf["hidden_size"]
-    return read_bert_like(hf) | {"embedding_size": width if width != hf["hidden_size"] else 0, "pooler_act": "gelu"}
+    return read_bert_like(hf) | {"embedding_size": width if width != hf["hidden_size"] else 0, "pooler_act": "gelu",
+                                  "head_input_dropout": True}
 
 
 def write(c: CompactBertConfig, heads: int, units: int) -> dict[str, Any]:

@@ -11,9 +11,12 @@ from trainers.supernet.standalone import CompactBertConfig
 
 
 def read(hf: dict[str, Any]) -> dict[str, Any]:
-    # MPNet's code fixes the padding index at 1 whatever pad_token_id says.
-    return read_bert_like(hf) | {"type_vocab": 0, "pad_token_id": 1, "padding_positions": True,
-                                 "relative_buckets": hf.get("relative_attention_num_buckets", 32)}
+    # MPNet's code fixes the padding index at 1 whatever pad_token_id says, and its head's dropout
+    # at hidden_dropout_prob whatever classifier_dropout says.
+    fields = read_bert_like(hf)
+    return fields | {"type_vocab": 0, "pad_token_id": 1, "padding_positions": True, "head_input_dropout": True,
+                     "classifier_dropout": fields["hidden_dropout"],
+                     "relative_buckets": hf.get("relative_attention_num_buckets", 32)}
 
 
 def write(c: CompactBertConfig, heads: int, units: int) -> dict[str, Any]:

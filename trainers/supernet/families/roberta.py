@@ -10,7 +10,8 @@ from trainers.supernet.families.base import (BERT_ATTENTION, BERT_FFN, CLASSIFIE
 
 
 def read(hf: dict[str, Any]) -> dict[str, Any]:
-    return read_bert_like(hf) | {"pad_token_id": hf.get("pad_token_id", 1), "padding_positions": True}
+    return read_bert_like(hf) | {"pad_token_id": hf.get("pad_token_id", 1), "padding_positions": True,
+                                 "head_input_dropout": True}
 
 
 FAMILY = Family(
