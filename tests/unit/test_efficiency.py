@@ -210,7 +210,8 @@ def vectors(width: int):  # type: ignore[no-untyped-def]
 def test_latency_counts_warmups_and_repeats_and_restores_state() -> None:
     torch.set_num_threads(2)
     model = Probe().train()
-    lat = measure_latency(model, LatencyOptions(batch=2, seq_len=5, warmup=4, repeats=7, threads=1), vectors(4))
+    lat = measure_latency(model, LatencyOptions(batch=2, seq_len=5, warmup=4, repeats=7, threads=1, min_sample_ms=0),
+                          vectors(4))
     assert len(model.calls) == 4 + 7
     assert set(model.calls) == {(1, False, True)}
     assert torch.get_num_threads() == 2 and model.training and gc.isenabled()
@@ -252,6 +253,17 @@ def test_one_thread_on_cpu_is_timed_by_its_own_cpu_clock() -> None:
     assert measure_latency(Probe(sleep_s=0.02), dataclasses.replace(opts, threads=2), vectors(4)).clock == "wall"
 
 
+def test_fast_forwards_are_timed_in_runs_of_a_few_milliseconds() -> None:
+    """A forward of microseconds is timed in runs sized by the last warm-up; each sample is the mean."""
+    model = Probe()
+    lat = measure_latency(model, LatencyOptions(warmup=2, repeats=5, min_sample_ms=2.0, exclusive=False), vectors(4))
+    assert lat.forwards_per_sample > 5 and len(model.calls) == 2 + 5 * lat.forwards_per_sample
+    assert lat.median_ms < 2.0  # per forward, not per run
+    slow = measure_latency(Probe(sleep_s=0.003), LatencyOptions(warmup=1, repeats=2, clock="wall", exclusive=False),
+                           vectors(4))
+    assert slow.forwards_per_sample == 1 and slow.median_ms >= 3
+
+
 def test_bigger_model_measures_slower() -> None:
     width = 384
     big = nn.Sequential(*(nn.Linear(width, width) for _ in range(6)))  # ~227 MFLOPs at seq 128
@@ -282,7 +294,8 @@ def test_summarise_known_values() -> None:
     "kwargs,field",
     [(dict(batch=0), "batch"), (dict(repeats=0), "repeats"), (dict(warmup=-1), "warmup"),
      (dict(threads=0), "threads"), (dict(budget_s=0.0), "budget_s"), (dict(min_repeats=0), "min_repeats"),
-     (dict(lock_timeout_s=-1.0), "lock_timeout_s"), (dict(clock="cpu"), "clock")],
+     (dict(lock_timeout_s=-1.0), "lock_timeout_s"), (dict(clock="cpu"), "clock"),
+     (dict(min_sample_ms=-1.0), "min_sample_ms")],
 )
 def test_latency_options_reject_bad_input(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field} must be"):

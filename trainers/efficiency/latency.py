@@ -25,6 +25,7 @@ the one the model will be deployed in, and the latency is reported with it (`pre
 from __future__ import annotations
 
 import gc
+import math
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -46,6 +47,15 @@ TIMERS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "thread": t
 CLOCKS = ("auto", *TIMERS)
 
 
+def forwards_per_sample(one_ms: float, min_sample_ms: float, most: int = 1000) -> int:
+    """Forwards timed together per sample, so a sample lasts `min_sample_ms` (as timeit's autorange):
+    a forward of a fraction of a millisecond is otherwise timed with the clock's and the
+    interpreter's jitter as a large share of it (1 without a warm-up to size it)."""
+    if one_ms <= 0 or min_sample_ms <= 0:
+        return 1
+    return max(1, min(most, math.ceil(min_sample_ms / one_ms)))
+
+
 def choose_clock(requested: str, device: torch.device, threads: int) -> str:
     """The thread's CPU clock only where it sees all of a forward's work: one thread on a CPU."""
     if requested != "auto":
@@ -64,6 +74,8 @@ class LatencyOptions:
     `lock_timeout_s` bounds the wait for it (None: wait forever), after which it measures anyway.
     `clock`: "auto" times by the thread's CPU clock on a CPU with one thread and by the wall clock
     otherwise (see the module's docstring); "wall" or "thread" force one.
+    `min_sample_ms`: a forward faster than this is timed in runs of several back to back, each
+    sample their mean (0: one forward per sample); the last warm-up sizes the run.
     """
 
     batch: int = 1
@@ -78,6 +90,7 @@ class LatencyOptions:
     clock: Literal["auto", "wall", "thread"] = "auto"
     #: "fp32", or the 16-bit autocast the forwards run under ("bf16", "fp16").
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    min_sample_ms: float = 2.0
 
     def __post_init__(self) -> None:
         for name, low in (("batch", 1), ("seq_len", 1), ("warmup", 0), ("repeats", 1), ("min_repeats", 1)):
@@ -92,6 +105,8 @@ class LatencyOptions:
         if self.clock not in CLOCKS:
             raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
         check_precision(self.precision)
+        if self.min_sample_ms < 0:
+            raise ValueError(f"min_sample_ms must be >= 0 (0: one forward per sample), got {self.min_sample_ms}")
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,8 @@ class Latency:
     clock: str = "wall"
     #: the arithmetic the forwards ran in: "fp32", "bf16" or "fp16".
     precision: str = "fp32"
+    #: forwards timed back to back in each sample (see `LatencyOptions.min_sample_ms`).
+    forwards_per_sample: int = 1
 
     def as_metrics(self) -> dict[str, float]:
         """The numeric part (the labels are in `report`)."""
@@ -174,9 +191,13 @@ def measure_latency(
         with host_lock(options) as hold, torch.inference_mode(), autocast(options.precision, device):
             # The budget starts once the host is ours: waiting is neither timed nor budgeted.
             start = time.perf_counter()
+            one_ms = 0.0
             for _ in range(options.warmup):
+                t0 = time.perf_counter()  # wall time sizes the runs: a sample's wall time is what the budget spends
                 call_model(model, inputs)
-            synchronize(device)
+                synchronize(device)
+                one_ms = (time.perf_counter() - t0) * 1e3
+            per_sample = forwards_per_sample(one_ms, options.min_sample_ms)
             gc.disable()
             min_n = min(options.min_repeats, options.repeats)
             for _ in range(options.repeats):
@@ -184,9 +205,10 @@ def measure_latency(
                     if time.perf_counter() - start >= options.budget_s:
                         break
                 t0 = timer()
-                call_model(model, inputs)
+                for _ in range(per_sample):
+                    call_model(model, inputs)
                 synchronize(device)
-                times_ms.append((timer() - t0) * 1e3)
+                times_ms.append((timer() - t0) * 1e3 / per_sample)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -208,6 +230,7 @@ def measure_latency(
         lock_wait_s=hold.waited_s,
         clock=clock,
         precision=options.precision,
+        forwards_per_sample=per_sample,
     )
 
 
