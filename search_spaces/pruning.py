@@ -35,6 +35,7 @@ class PruningSpace(SearchSpace):
         num_labels: int = 2,
         embedding_size: int = 0,
         relative_buckets: int = 0,
+        position_offset: int = 0,
     ) -> None:
         self.shape = EncoderShape(
             num_layers=num_layers,
@@ -47,12 +48,13 @@ class PruningSpace(SearchSpace):
             num_labels=num_labels,
             embedding_size=embedding_size,
             relative_buckets=relative_buckets,
+            position_offset=position_offset,
         )
         self._dims = self._make_dims()
 
     @classmethod
     def from_hf_config(cls, config: Any, num_labels: int | None = None) -> PruningSpace:
-        """The space over a Hugging Face BERT configuration (object or dict)."""
+        """The space over a Hugging Face encoder configuration (object or dict) of a supported family."""
         return cls(**asdict(EncoderShape.from_hf_config(config, num_labels)))
 
     @property
@@ -62,7 +64,7 @@ class PruningSpace(SearchSpace):
     def options(self) -> dict[str, Any]:
         # The family sizes only when set, so a BERT space's options (and the super-network
         # checkpoint keys hashed from them) are what they were before them.
-        return {k: v for k, v in asdict(self.shape).items() if v or k not in ("embedding_size", "relative_buckets")}
+        return {k: v for k, v in asdict(self.shape).items() if v or k not in ("embedding_size", "relative_buckets", "position_offset")}
 
     @abstractmethod
     def _make_dims(self) -> tuple[Dim, ...]: ...
@@ -107,13 +109,14 @@ class SmallSpace(PruningSpace):
         unit_step: int = 1,
         embedding_size: int = 0,
         relative_buckets: int = 0,
+        position_offset: int = 0,
     ) -> None:
         if not isinstance(unit_step, int) or isinstance(unit_step, bool) or unit_step < 1 or intermediate_size % unit_step:
             raise ValueError(f"small: option 'unit_step' must be a positive divisor of intermediate_size "
                              f"({intermediate_size}), got {unit_step!r}")
         self.unit_step = unit_step
         super().__init__(num_layers, num_heads, intermediate_size, hidden_size, vocab_size, max_position, type_vocab, num_labels,
-                         embedding_size, relative_buckets)
+                         embedding_size, relative_buckets, position_offset)
 
     def options(self) -> dict[str, Any]:
         # Only a non-default step is spelled, so the options (and the super-network checkpoint

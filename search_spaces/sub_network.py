@@ -32,7 +32,9 @@ class EncoderShape:
 
     `type_vocab` 0: no token-type table (DistilBERT, MPNet); `embedding_size` > 0: embedding tables
     of that width projected to hidden_size (ELECTRA); `relative_buckets` > 0: a relative position
-    bias table of that many buckets per head, shared by the layers (MPNet)."""
+    bias table of that many buckets per head, shared by the layers (MPNet); `position_offset` > 0:
+    the first position a token gets (RoBERTa, XLM-R, MPNet count positions after the padding
+    index: pad_token_id + 1), so only max_position - position_offset are usable."""
 
     num_layers: int = 6
     num_heads: int = 12
@@ -44,35 +46,37 @@ class EncoderShape:
     num_labels: int = 2
     embedding_size: int = 0
     relative_buckets: int = 0
+    position_offset: int = 0
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "num_heads", "intermediate_size", "hidden_size", "vocab_size", "max_position", "num_labels"):
             _positive(name, getattr(self, name))
-        for name in ("type_vocab", "embedding_size", "relative_buckets"):
+        for name in ("type_vocab", "embedding_size", "relative_buckets", "position_offset"):
             _positive(name, getattr(self, name), minimum=0)
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
+        if self.position_offset >= self.max_position:
+            raise ValueError(f"position_offset ({self.position_offset}) must be below max_position ({self.max_position})")
 
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_heads
 
+    @property
+    def usable_positions(self) -> int:
+        """The longest sequence the position table serves."""
+        return self.max_position - self.position_offset
+
     @classmethod
     def from_hf_config(cls, config: Any, num_labels: int | None = None) -> EncoderShape:
-        """The shape of a Hugging Face BERT configuration (a `PretrainedConfig` or its dict)."""
-        get = config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
-        # config.json stores the label count only as id2label; the config object has num_labels.
-        labels = num_labels if num_labels is not None else get("num_labels") or len(get("id2label") or {}) or 2
-        return cls(
-            num_layers=get("num_hidden_layers"),
-            num_heads=get("num_attention_heads"),
-            intermediate_size=get("intermediate_size"),
-            hidden_size=get("hidden_size"),
-            vocab_size=get("vocab_size"),
-            max_position=get("max_position_embeddings"),
-            type_vocab=get("type_vocab_size"),
-            num_labels=labels,
-        )
+        """The shape of a Hugging Face encoder configuration (a `PretrainedConfig` or its config.json
+        dict) of any family the super-network reads; `num_labels` overrides the config's."""
+        # Each family's adapter knows its config keys (DistilBERT's dim, ELECTRA's embedding_size, ...);
+        # imported on use, so search spaces load without torch.
+        from trainers.supernet.families import compact_config, encoder_shape
+
+        hf = dict(config) if isinstance(config, Mapping) else config.to_dict()
+        return encoder_shape(compact_config(hf, num_labels))
 
 
 def _indices(field: str, layer: int, values: Iterable[int]) -> tuple[int, ...]:

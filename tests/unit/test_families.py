@@ -17,11 +17,13 @@ import transformers
 from transformers import AutoModelForSequenceClassification
 
 from search_spaces.pruning import LargeSpace, MediumSpace, SmallSpace
-from search_spaces.sub_network import SubNetwork, count_params as analytic_params
+from search_spaces.sub_network import EncoderShape, SubNetwork, count_params as analytic_params
+from trainers.contract import TrainerError
 from trainers.efficiency import count_params
 from trainers.baselines.masked import masked_forward
 from trainers.supernet import SuperNetwork
 from trainers.supernet.checkpoint import CheckpointError, to_hf_name
+from trainers.supernet.checks import check_lengths
 from trainers.supernet.export import MODELING_FILE, ONNX_FILE, export_compact, export_standard
 from trainers.supernet.families import families
 
@@ -89,6 +91,32 @@ def test_full_super_network_equals_the_hugging_face_model(tiny: tuple[str, torch
         expected = hf(**batch).logits
         torch.testing.assert_close(supernet(**batch), expected, atol=1e-5, rtol=0)
     assert supernet.config.family == model_type
+
+
+def test_every_family_s_config_gives_the_shape_of_its_model(tiny: tuple[str, torch.nn.Module, SuperNetwork]) -> None:
+    """From its own config keys (DistilBERT's dim / n_layers, ELECTRA's embedding_size, ...): the
+    shape's parameter count is the HF model's, and it is the super-network's shape."""
+    model_type, hf, supernet = tiny
+    for config in (hf.config, hf.config.to_dict()):
+        shape = EncoderShape.from_hf_config(config)
+        assert shape == supernet.shape
+        assert analytic_params(shape, SubNetwork.full(shape))["params"] == sum(p.numel() for p in hf.parameters())
+    assert EncoderShape.from_hf_config(hf.config, num_labels=7).num_labels == 7
+
+
+def test_sequences_longer_than_the_usable_positions_fail_naming_the_limit(tiny: tuple[str, torch.nn.Module, SuperNetwork]) -> None:
+    """RoBERTa / XLM-R / MPNet count positions from the padding index + 1: 2 of the 40 rows are no
+    token's, and HF's model fails past 38 tokens."""
+    model_type, hf, supernet = tiny
+    usable = 40 - (2 if model_type in ("roberta", "xlm-roberta", "mpnet") else 0)
+    space = SmallSpace(**asdict(supernet.shape))
+    check_lengths(space, max_length=usable, latency_seq_len=8)
+    with pytest.raises(TrainerError, match=rf"^options 'max_length' must be <= the model's {usable} usable positions, got {usable + 1}$"):
+        check_lengths(space, max_length=usable + 1, latency_seq_len=8)
+    with torch.no_grad():
+        hf(**batch_for(model_type, seq=usable))
+        with pytest.raises((IndexError, RuntimeError)):  # out of the position table
+            hf(**batch_for(model_type, seq=usable + 1))
 
 
 def test_in_training_the_super_network_draws_hugging_face_s_dropout(tiny: tuple[str, torch.nn.Module, SuperNetwork]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from search_spaces.sub_network import IllegalSubNetworkError
-from trainers.supernet.families import Family, UnsupportedFamilyError, family_for
+from trainers.supernet.families import Family, UnsupportedFamilyError, compact_config, family_for
 from trainers.supernet.families.base import Names
 from trainers.supernet.standalone import CompactBertConfig
 
@@ -69,22 +69,10 @@ def read_family(directory: str | Path) -> Family:
 
 def read_config(directory: str | Path, num_labels: int | None = None) -> CompactBertConfig:
     """The full-size CompactBertConfig of a Hugging Face checkpoint directory."""
-    hf = read_hf_config(directory)
-    fields = read_family(directory).read(hf)
-    heads, layers, units = fields.pop("num_heads"), fields.pop("num_layers"), fields.pop("units")
-    if fields["hidden_size"] % heads:
-        raise CheckpointError(f"{directory}: hidden_size {fields['hidden_size']} is not a multiple of {heads} attention heads")
-    names = {str(k): str(v) for k, v in (hf.get("id2label") or {}).items()}
-    labels = num_labels if num_labels is not None else len(names) or 2
-    return CompactBertConfig(
-        **fields,
-        num_labels=labels,
-        head_size=fields["hidden_size"] // heads,
-        heads=(heads,) * layers,
-        units=(units,) * layers,
-        id2label=names if len(names) == labels else {},
-        family=hf["model_type"],
-    )
+    try:
+        return compact_config(read_hf_config(directory), num_labels)
+    except ValueError as e:  # an unsupported family or sizes no model has, in one line
+        raise CheckpointError(f"{directory}: {e}") from None
 
 
 def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:

@@ -17,11 +17,13 @@ def pruning_space(ctx: TrialContext | StageContext, trainer: str) -> PruningSpac
 
 
 def check_lengths(space: PruningSpace, **lengths: int) -> None:
-    """One line for sequence-length options longer than the model's position table."""
-    long = {k: v for k, v in lengths.items() if v > space.shape.max_position}
+    """One line for sequence-length options longer than the model's usable positions (RoBERTa's
+    and MPNet's first position_offset rows of the table are never a token's)."""
+    usable = space.shape.usable_positions
+    long = {k: v for k, v in lengths.items() if v > usable}
     if long:
-        raise TrainerError(f"options {', '.join(repr(k) for k in long)} must be <= the model's "
-                           f"{space.shape.max_position} positions, got {', '.join(map(str, long.values()))}")
+        raise TrainerError(f"options {', '.join(repr(k) for k in long)} must be <= the model's {usable} usable "
+                           f"positions, got {', '.join(map(str, long.values()))}")
 
 
 def pick_device(choice: str) -> torch.device:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
-from search_spaces.sub_network import EncoderShape, IllegalSubNetworkError, SubNetwork
+from search_spaces.sub_network import IllegalSubNetworkError, SubNetwork
 from trainers.supernet.checkpoint import CheckpointError, read_config, read_weights
+from trainers.supernet.families import encoder_shape
 from trainers.supernet.slicing import SlicedLayer
 from trainers.supernet.standalone import CompactBert, CompactBertConfig, head_index
 
@@ -27,18 +28,7 @@ class SuperNetwork(CompactBert):
         if len(set(config.heads)) > 1 or len(set(config.units)) > 1:
             raise ValueError(f"a super-network needs equal layers, got heads {config.heads} and units {config.units}")
         super().__init__(config, layer=SlicedLayer)
-        self.shape = EncoderShape(
-            num_layers=len(config.heads),
-            num_heads=config.heads[0] if config.heads else 1,
-            intermediate_size=config.units[0] if config.units else 1,
-            hidden_size=config.hidden_size,
-            vocab_size=config.vocab_size,
-            max_position=config.max_position,
-            type_vocab=config.type_vocab,
-            num_labels=config.num_labels,
-            embedding_size=config.embedding_size,
-            relative_buckets=config.relative_buckets,
-        )
+        self.shape = encoder_shape(config)
         self._active = SubNetwork.full(self.shape)
 
     @classmethod

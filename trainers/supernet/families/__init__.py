@@ -9,10 +9,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from functools import cache
+from typing import Any, Mapping
 
+from search_spaces.sub_network import EncoderShape
 from trainers.supernet.families.base import Family
+from trainers.supernet.standalone import CompactBertConfig
 
-__all__ = ["Family", "families", "family_for", "UnsupportedFamilyError"]
+__all__ = ["Family", "families", "family_for", "compact_config", "encoder_shape", "UnsupportedFamilyError"]
 
 
 class UnsupportedFamilyError(ValueError):
@@ -37,3 +40,30 @@ def family_for(model_type: object) -> Family:
         raise UnsupportedFamilyError(f"model_type {model_type!r} is not supported; the super-network reads "
                                      f"{', '.join(sorted(known))}")
     return known[str(model_type)]
+
+
+def compact_config(hf: Mapping[str, Any], num_labels: int | None = None) -> CompactBertConfig:
+    """The full-size CompactBertConfig of a Hugging Face config.json (as a dict), read by its
+    family; `num_labels` overrides the config's label count (default: its id2label's, else 2)."""
+    fields = family_for(hf.get("model_type")).read(dict(hf))
+    heads, layers, units = fields.pop("num_heads"), fields.pop("num_layers"), fields.pop("units")
+    if fields["hidden_size"] % heads:
+        raise ValueError(f"hidden_size {fields['hidden_size']} is not a multiple of {heads} attention heads")
+    names = {str(k): str(v) for k, v in (hf.get("id2label") or {}).items()}
+    labels = num_labels if num_labels is not None else len(names) or 2
+    return CompactBertConfig(**fields, num_labels=labels, head_size=fields["hidden_size"] // heads,
+                             heads=(heads,) * layers, units=(units,) * layers,
+                             id2label=names if len(names) == labels else {}, family=str(hf["model_type"]))
+
+
+#: the EncoderShape fields a CompactBertConfig holds under the same name.
+SHARED_SIZES = ("hidden_size", "vocab_size", "max_position", "type_vocab", "num_labels", "embedding_size",
+                "relative_buckets")
+
+
+def encoder_shape(config: CompactBertConfig) -> EncoderShape:
+    """The shape the search spaces cut of a model with equal layers (its first layer's sizes)."""
+    return EncoderShape(num_layers=len(config.heads), num_heads=config.heads[0] if config.heads else 1,
+                        intermediate_size=config.units[0] if config.units else 1,
+                        position_offset=config.pad_token_id + 1 if config.padding_positions else 0,
+                        **{name: getattr(config, name) for name in SHARED_SIZES})
