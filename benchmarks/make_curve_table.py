@@ -36,7 +36,6 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +46,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.make_subnet_table import FLOPS_SEQ_LEN, flops  # noqa: E402
 from search_spaces.pruning import SmallSpace  # noqa: E402
-from search_spaces.sub_network import EncoderShape  # noqa: E402
 from trainers import standard_nas  # noqa: E402
 from trainers.contract import TrialContext  # noqa: E402
 from trainers.data import load_model_dir  # noqa: E402
 from trainers.supernet.splits import SplitSpec, classification_split  # noqa: E402
+from trainers.supernet.families import space_for
 
 DEFAULT_OUT = Path(__file__).parent / "data" / "curve_table_minilm_movie_reviews.csv"
 #: what each row records besides the configuration.
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> Path:
     started = time.monotonic()
     _, num_labels = classification_split(SplitSpec(args.task, args.model, "validation", 1, args.max_length, args.seed))
     model_config = json.loads((load_model_dir(args.model) / "config.json").read_text())
-    space = SmallSpace(**asdict(EncoderShape.from_hf_config(model_config, num_labels)), unit_step=args.unit_step)
+    space = space_for(SmallSpace, model_config, num_labels, unit_step=args.unit_step)
     members = spread_members(space, args.n, args.seed)
     names = [d.name for d in space.dims]
     settings = {k: getattr(args, k) for k in SETTINGS}

@@ -24,7 +24,6 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +31,6 @@ import torch
 import torch.nn.functional as F
 
 from search_spaces.pruning import SmallSpace
-from search_spaces.sub_network import EncoderShape
 from trainers.data import load_model_dir
 from trainers.efficiency import ForwardShape, encoder_flops, hardware_label
 from trainers.encode import Encoded
@@ -41,6 +39,7 @@ from trainers.supernet.checks import pick_device
 from trainers.supernet.model import SuperNetwork
 from trainers.supernet.splits import SplitSpec, classification_split
 from trainers.supernet.train import ensure_supernet
+from trainers.supernet.families import space_for
 
 DEFAULT_OUT = Path(__file__).parent / "data" / "subnet_table_minilm_movie_reviews.csv"
 #: the sequence the FLOPs are counted at (the weight_sharing trainer's default latency_seq_len).
@@ -126,7 +125,7 @@ def main() -> None:
     split, num_labels = classification_split(
         SplitSpec(args.task, args.model, "validation", args.eval_examples or None, args.max_length, args.seed))
     model_config = json.loads((load_model_dir(args.model) / "config.json").read_text())
-    space = SmallSpace(**asdict(EncoderShape.from_hf_config(model_config, num_labels)), unit_step=args.unit_step)
+    space = space_for(SmallSpace, model_config, num_labels, unit_step=args.unit_step)
     directory = ensure_supernet(config, space, args.seed)
     device = pick_device(args.device)
     supernet = load_supernet(directory, device)

@@ -52,11 +52,6 @@ class PruningSpace(SearchSpace):
         )
         self._dims = self._make_dims()
 
-    @classmethod
-    def from_hf_config(cls, config: Any, num_labels: int | None = None) -> PruningSpace:
-        """The space over a Hugging Face encoder configuration (object or dict) of a supported family."""
-        return cls(**asdict(EncoderShape.from_hf_config(config, num_labels)))
-
     @property
     def dims(self) -> tuple[Dim, ...]:
         return self._dims

@@ -12,7 +12,7 @@ that keeps neither is removed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 from search_spaces.base import InvalidArchitectureError
 
@@ -66,17 +66,6 @@ class EncoderShape:
     def usable_positions(self) -> int:
         """The longest sequence the position table serves."""
         return self.max_position - self.position_offset
-
-    @classmethod
-    def from_hf_config(cls, config: Any, num_labels: int | None = None) -> EncoderShape:
-        """The shape of a Hugging Face encoder configuration (a `PretrainedConfig` or its config.json
-        dict) of any family the super-network reads; `num_labels` overrides the config's."""
-        # Each family's adapter knows its config keys (DistilBERT's dim, ELECTRA's embedding_size, ...);
-        # imported on use, so search spaces load without torch.
-        from trainers.supernet.families import compact_config, encoder_shape
-
-        hf = dict(config) if isinstance(config, Mapping) else config.to_dict()
-        return encoder_shape(compact_config(hf, num_labels))
 
 
 def _indices(field: str, layer: int, values: Iterable[int]) -> tuple[int, ...]:

@@ -131,6 +131,8 @@ RULES: dict[str, Callable[[Mapping[str, list[Import]]], list[str]]] = {
         lambda imp: violations(imp, lambda m: within(m, "trainers"), "orchestrator"),
     "search spaces import nothing from the orchestrator":
         lambda imp: violations(imp, lambda m: within(m, "search_spaces"), "orchestrator"),
+    "search spaces import nothing from the trainers (the trainers build on them)":
+        lambda imp: violations(imp, lambda m: within(m, "search_spaces"), "trainers"),
     "cluster helpers import nothing from the orchestrator":
         lambda imp: violations(imp, lambda m: within(m, "cluster"), "orchestrator"),
     "no import cycles among project modules": lambda imp: [" -> ".join(c) for c in cycles(imp)],
@@ -151,6 +153,7 @@ def test_each_rule_catches_a_violation() -> None:
         "orchestrator.searchers.local": "def f():\n    from optuna.samplers import TPESampler\n",
         "trainers.synthetic": "from orchestrator.errors import StudyError\n",
         "search_spaces.elm": "def f():\n    import orchestrator.pareto\n",
+        "search_spaces.sub_network": "def f():\n    from trainers.supernet.families import compact_config\n",
         "cluster.jobs": "from orchestrator import errors\n",
         "orchestrator.a": "from orchestrator import b\n",
         "orchestrator.b": "from . import a\n",

@@ -17,7 +17,7 @@ import transformers
 from transformers import AutoModelForSequenceClassification
 
 from search_spaces.pruning import LargeSpace, MediumSpace, SmallSpace
-from search_spaces.sub_network import EncoderShape, SubNetwork, count_params as analytic_params
+from search_spaces.sub_network import SubNetwork, count_params as analytic_params
 from trainers.contract import TrainerError
 from trainers.efficiency import count_params
 from trainers.baselines.masked import masked_forward
@@ -25,7 +25,7 @@ from trainers.supernet import SuperNetwork
 from trainers.supernet.checkpoint import CheckpointError, to_hf_name
 from trainers.supernet.checks import check_lengths
 from trainers.supernet.export import MODELING_FILE, ONNX_FILE, export_compact, export_standard
-from trainers.supernet.families import families
+from trainers.supernet.families import families, hf_shape
 
 VOCAB, LABELS = 120, 3
 BERT_SIZES = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -98,10 +98,10 @@ def test_every_family_s_config_gives_the_shape_of_its_model(tiny: tuple[str, tor
     shape's parameter count is the HF model's, and it is the super-network's shape."""
     model_type, hf, supernet = tiny
     for config in (hf.config, hf.config.to_dict()):
-        shape = EncoderShape.from_hf_config(config)
+        shape = hf_shape(config)
         assert shape == supernet.shape
         assert analytic_params(shape, SubNetwork.full(shape))["params"] == sum(p.numel() for p in hf.parameters())
-    assert EncoderShape.from_hf_config(hf.config, num_labels=7).num_labels == 7
+    assert hf_shape(hf.config, num_labels=7).num_labels == 7
 
 
 def test_sequences_longer_than_the_usable_positions_fail_naming_the_limit(tiny: tuple[str, torch.nn.Module, SuperNetwork]) -> None:

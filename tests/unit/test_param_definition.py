@@ -13,6 +13,7 @@ from search_spaces.pruning import LargeSpace, LayerSpace, MediumSpace, PruningSp
 from tests.unit.tiny_bert import save_tiny_bert
 from trainers.efficiency import count_params
 from trainers.supernet import SuperNetwork
+from trainers.supernet.families import space_for
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("cls", [SmallSpace, LayerSpace, MediumSpace, LargeSpace], ids=lambda c: c.name)
 def test_analytic_params_equal_measured_params(cls: type[PruningSpace], checkpoint: Path) -> None:
     supernet = SuperNetwork.from_pretrained(checkpoint)
-    space = cls.from_hf_config(json.loads((checkpoint / "config.json").read_text()))
+    space = space_for(cls, json.loads((checkpoint / "config.json").read_text()))
     rng = np.random.default_rng(0)
     for config in [space.smallest(), space.largest()] + [space.sample(rng) for _ in range(5)]:
         measured = count_params(supernet.extract_sub_network(space.architecture(config))).as_metrics()
@@ -36,7 +37,7 @@ def test_analytic_params_equal_measured_params(cls: type[PruningSpace], checkpoi
 def test_the_embedding_layer_norm_is_not_an_embedding(checkpoint: Path) -> None:
     supernet = SuperNetwork.from_pretrained(checkpoint)
     tables = sum(m.weight.numel() for m in (supernet.embeddings.word, supernet.embeddings.position, supernet.embeddings.token_type))
-    space = SmallSpace.from_hf_config(json.loads((checkpoint / "config.json").read_text()))
+    space = space_for(SmallSpace, json.loads((checkpoint / "config.json").read_text()))
     m = space.metrics(space.smallest())
     # The smallest member keeps only the embeddings (tables + LayerNorm) and the classifier head.
     assert m["params"] - m["params_non_embedding"] == tables

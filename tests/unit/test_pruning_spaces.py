@@ -8,6 +8,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from search_spaces.base import InvalidArchitectureError, SearchSpace
 from search_spaces.pruning import LargeSpace, LayerSpace, MediumSpace, PruningSpace, SmallSpace
 from search_spaces.sub_network import EncoderShape, IllegalSubNetworkError, SubNetwork, count_params
+from trainers.supernet.families import space_for
 
 TINY = dict(num_layers=2, num_heads=4, intermediate_size=64, hidden_size=32, vocab_size=120, max_position=40, type_vocab=2, num_labels=3)
 SPACES: list[type[PruningSpace]] = [SmallSpace, LayerSpace, MediumSpace, LargeSpace]
@@ -98,8 +99,8 @@ def test_large_neighbours_are_all_single_flips_made_on_demand() -> None:
 @pytest.mark.parametrize("cls", SPACES)
 def test_from_hf_config_matches_the_explicit_sizes(cls: type[PruningSpace]) -> None:
     cfg = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=40, num_labels=3)
-    assert cls.from_hf_config(cfg) == cls(**TINY)
-    assert cls.from_hf_config(cfg.to_dict(), num_labels=5).shape.num_labels == 5
+    assert space_for(cls, cfg) == cls(**TINY)
+    assert space_for(cls, cfg.to_dict(), num_labels=5).shape.num_labels == 5
 
 
 def test_bad_sizes_name_the_field() -> None:

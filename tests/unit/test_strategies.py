@@ -18,6 +18,7 @@ from trainers.strategies import STRATEGIES, make_strategy
 from trainers.strategies.base import lower_bound, train_sub_network
 from trainers.strategies.random_linear import RandomLinear
 from trainers.supernet import SuperNetwork
+from trainers.supernet.families import space_for
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def supernet(checkpoint: Path) -> SuperNetwork:
 
 @pytest.fixture()
 def space(checkpoint: Path) -> SmallSpace:
-    return SmallSpace.from_hf_config(json.loads((checkpoint / "config.json").read_text()))
+    return space_for(SmallSpace, json.loads((checkpoint / "config.json").read_text()))
 
 
 def labelled_batch() -> dict[str, torch.Tensor]:

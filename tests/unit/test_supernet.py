@@ -17,6 +17,7 @@ from search_spaces.pruning import LargeSpace, LayerSpace, MediumSpace, PruningSp
 from tests.asset_fixtures import shipped_assets  # noqa: F401
 from tests.unit.tiny_bert import SIZES, save_tiny_bert, tiny_batch
 from trainers.supernet import CheckpointError, IllegalSubNetworkError, SubNetwork, SuperNetwork
+from trainers.supernet.families import space_for
 
 SPACES: list[type[PruningSpace]] = [SmallSpace, LayerSpace, MediumSpace, LargeSpace]
 
@@ -53,7 +54,7 @@ def test_full_super_network_equals_the_pretrained_model(checkpoint: Path, supern
 
 @pytest.mark.parametrize("cls", SPACES, ids=lambda c: c.name)
 def test_extracted_sub_networks_equal_the_restricted_super_network(cls: type[PruningSpace], checkpoint: Path, supernet: SuperNetwork) -> None:
-    space = cls.from_hf_config(json.loads((checkpoint / "config.json").read_text()))
+    space = space_for(cls, json.loads((checkpoint / "config.json").read_text()))
     rng = np.random.default_rng(0)
     configs = [space.smallest(), space.largest()] + [space.sample(rng) for _ in range(4)]
     batch = tiny_batch()

@@ -26,6 +26,7 @@ from trainers.supernet.model import SuperNetwork
 from trainers.supernet.options import FinetuneOptions
 from trainers.supernet.splits import SplitSpec, classification_split
 from trainers.supernet.train import train_supernet
+from trainers.supernet.families import space_for
 
 #: a sentence is positive when it holds one of these words (anywhere: only attention finds it).
 KEYWORDS = ("sun", "rain")
@@ -55,7 +56,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, SmallSpac
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("toy")
     model = make_tiny_teacher(root / "model")
-    space = SmallSpace.from_hf_config(json.loads((model / "config.json").read_text()), num_labels=2)
+    space = space_for(SmallSpace, json.loads((model / "config.json").read_text()), num_labels=2)
     return model, save_keyword_task(root / "task"), space
 
 

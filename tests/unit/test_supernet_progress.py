@@ -16,6 +16,7 @@ from tests.unit.tiny_teacher import make_tiny_teacher
 from trainers.supernet import cache, train
 from trainers.supernet.cache import SupernetConfig, load_supernet
 from trainers.progress import saves
+from trainers.supernet.families import space_for
 
 
 class Interrupted(Exception):
@@ -27,7 +28,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[SupernetConfig, Sma
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("tiny")
     model, task = make_tiny_teacher(root / "model"), save_tiny_task(root / "task")
-    space = SmallSpace.from_hf_config(json.loads((model / "config.json").read_text()), num_labels=2)
+    space = space_for(SmallSpace, json.loads((model / "config.json").read_text()), num_labels=2)
     # 24 training rows in batches of 8: 3 steps per epoch, 6 in all; a save after every step.
     config = SupernetConfig(model=str(model), task=str(task), max_length=16, batch_size=8, lr=1e-3, epochs=2,
                             num_random=1, log_every=1, device="cpu", save_every_s=1e-9)

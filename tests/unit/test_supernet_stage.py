@@ -20,6 +20,7 @@ from trainers import standard_nas, weight_sharing
 from trainers.contract import TrainerError, TrialContext, collect_reports
 from trainers.supernet import cache, train
 from trainers.supernet.cache import SupernetConfig, checkpoint_dir, load_supernet
+from trainers.supernet.families import space_for
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture()
 def space(assets: tuple[Path, Path]) -> SmallSpace:
-    return SmallSpace.from_hf_config(json.loads((assets[0] / "config.json").read_text()), num_labels=2)
+    return space_for(SmallSpace, json.loads((assets[0] / "config.json").read_text()), num_labels=2)
 
 
 def options(assets: tuple[Path, Path], cache_dir: Path, **extra: Any) -> dict[str, Any]:
@@ -116,7 +117,7 @@ def test_weight_sharing_refuses_other_spaces_and_long_sequences(assets: tuple[Pa
     with pytest.raises(TrainerError, match="needs a pruning search space"):
         weight_sharing.train(TrialContext("t", synthetic.sample(np.random.default_rng(0)), synthetic,
                                           options(assets, tmp_path)), report)
-    with pytest.raises(TrainerError, match="'latency_seq_len' must be <= the model's 64 positions"):
+    with pytest.raises(TrainerError, match="'latency_seq_len' must be <= the model's 64 usable positions"):
         weight_sharing.train(TrialContext("t", space.largest(), space, options(assets, tmp_path)), report)
 
 

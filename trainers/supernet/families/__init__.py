@@ -9,11 +9,15 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from functools import cache
-from typing import Any, Mapping
+from dataclasses import asdict
+from typing import Any, Mapping, TypeVar
 
+from search_spaces.pruning import PruningSpace
 from search_spaces.sub_network import EncoderShape
 from trainers.supernet.families.base import Family
 from trainers.supernet.standalone import CompactBertConfig
+
+Space = TypeVar("Space", bound=PruningSpace)
 
 __all__ = ["Family", "families", "family_for", "compact_config", "encoder_shape", "UnsupportedFamilyError"]
 
@@ -67,3 +71,15 @@ def encoder_shape(config: CompactBertConfig) -> EncoderShape:
                         intermediate_size=config.units[0] if config.units else 1,
                         position_offset=config.pad_token_id + 1 if config.padding_positions else 0,
                         **{name: getattr(config, name) for name in SHARED_SIZES})
+
+
+def hf_shape(config: Any, num_labels: int | None = None) -> EncoderShape:
+    """The shape of a Hugging Face encoder configuration (a `PretrainedConfig` or its config.json
+    dict) of any supported family; `num_labels` overrides the config's."""
+    hf = dict(config) if isinstance(config, Mapping) else config.to_dict()
+    return encoder_shape(compact_config(hf, num_labels))
+
+
+def space_for(space_class: type[Space], config: Any, num_labels: int | None = None, **options: Any) -> Space:
+    """A pruning search space (SMALL, LAYER, ...) over a Hugging Face encoder configuration."""
+    return space_class(**asdict(hf_shape(config, num_labels)), **options)
