@@ -32,6 +32,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 from contextlib import contextmanager
 from typing import Any, Hashable, Iterator, Mapping, NamedTuple, Sequence
 
@@ -312,6 +313,8 @@ class AxMoboSearcher(Searcher):
         self.generations = 0
         #: keys of every configuration produced (handed out, ready, finished or rejected).
         self.produced: set[str] = set()
+        #: the model's thread and the driver's fills both claim keys in `produced`: check and add are one step.
+        self._claim_lock = threading.Lock()
         self.pump: SuggestionPump[_Suggestion, _Event] = SuggestionPump(
             self._produce,
             self._apply,
@@ -420,14 +423,12 @@ class AxMoboSearcher(Searcher):
                     break
                 for index, params in sorted(trials.items()):
                     config = self.codec.decode(params)
-                    if config_key(config) in self.produced:
+                    if not self._claim(config):
                         self.client.mark_trial_failed(index, failed_reason="repeats an earlier configuration")
                         out.append(self._random())
                     elif self._accept(index, config):
-                        self.produced.add(config_key(config))
                         out.append(_Suggestion(index, config, "model"))
                     else:
-                        self.produced.add(config_key(config))
                         rejected += 1
         if not out:
             # The model keeps proposing what the rules forbid (or failed): a random feasible
@@ -435,14 +436,22 @@ class AxMoboSearcher(Searcher):
             out.append(self._random())
         return out
 
+    def _claim(self, config: Config) -> bool:
+        """Record `config` as produced; False when it already was (by the model's thread or a fill)."""
+        key = config_key(config)
+        with self._claim_lock:
+            if key in self.produced:
+                return False
+            self.produced.add(key)
+            return True
+
     def _random(self) -> _Suggestion:
         """A random feasible configuration not produced before, attached to Ax as a trial."""
         config = self.sample_feasible()
         for _ in range(100):
-            if config_key(config) not in self.produced:
+            if self._claim(config):
                 break
             config = self.sample_feasible()
-        self.produced.add(config_key(config))
         return _Suggestion(self.client.attach_trial(parameters=self.codec.encode(config)), config, "random")
 
     # ---- fills (the driver's thread, while the model may be busy: no Ax, no shared rng) ----------
@@ -454,12 +463,8 @@ class AxMoboSearcher(Searcher):
             point = self.sobol.draw(1, dtype=torch.float64)[0].tolist()
             self.fill_draws += 1
             config = self.codec.decode(self.codec.from_unit(point))
-            key = config_key(config)
-            # `produced` is the producer's set: reading it and adding one key are single,
-            # atomic operations on a built-in set, safe beside the producer's thread.
-            if key in self.produced or not self.space.is_valid(config) or not self.analytically_feasible(config):
+            if not (self.space.is_valid(config) and self.analytically_feasible(config) and self._claim(config)):
                 continue
-            self.produced.add(key)
             self.pump.post(_Event("filled", str(trial_id), config))
             return _Suggestion(None, config, "fill")
         return None

@@ -31,8 +31,8 @@ from trainers.supernet.standalone import CONFIG_NAME, WEIGHTS_NAME, CompactBertC
 TRAIN_INFO = "train.json"
 #: bumped when the checkpoint format or the training loop changes what a key means
 #: (2: head_lr, warmup, pooling; 3: the sandwich rule's smallest and random sub-networks keep an
-#: attention head whatever the pooling).
-FORMAT = 3
+#: attention head whatever the pooling; 4: each family's dropout placed as Hugging Face places it).
+FORMAT = 4
 
 
 @dataclass(frozen=True)
