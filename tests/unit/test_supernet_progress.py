@@ -3,6 +3,12 @@ the weights, loss trace and checkpoint an uninterrupted run of the same seed has
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +21,7 @@ from tests.unit.tiny_task import save_tiny_task
 from tests.unit.tiny_teacher import make_tiny_teacher
 from trainers.supernet import cache, train
 from trainers.supernet.cache import SupernetConfig, load_supernet
-from trainers.progress import saves
+from trainers.progress import STATE, WEIGHTS, ProgressSaves, saves
 from trainers.supernet.families import space_for
 
 
@@ -105,3 +111,50 @@ def test_without_saves_a_rerun_starts_again(setup: tuple[SupernetConfig, SmallSp
 def test_save_every_s_must_be_positive(setup: tuple[SupernetConfig, SmallSpace]) -> None:
     with pytest.raises(ValueError, match="option 'save_every_s' must be > 0 seconds or null"):
         replace(setup[0], save_every_s=0)
+
+
+def two_saves(directory: Path) -> tuple[ProgressSaves, list[torch.Tensor]]:
+    """Saves of steps 1 and 2 both on disk (as when a process died between writing step 2's and removing
+    step 1's); the parameters hold step 2's values."""
+    progress = ProgressSaves(directory)
+    params = [torch.zeros(3)]
+    progress.save(1, params, {"loss": 1.0})
+    shutil.copytree(directory / "step-000000001", directory / "kept")
+    params[0] += 2
+    progress.save(2, params, {"loss": 2.0})
+    (directory / "kept").rename(directory / "step-000000001")
+    return progress, params
+
+
+@pytest.mark.parametrize("cut", [WEIGHTS, STATE])
+def test_a_cut_short_newest_save_falls_back_to_the_one_before(tmp_path: Path, cut: str) -> None:
+    progress, params = two_saves(tmp_path)
+    newest = tmp_path / "step-000000002" / cut
+    newest.write_bytes(newest.read_bytes()[:40])  # a node crash before the file reached the disk
+    state = progress.restore(params)
+    assert state is not None and state["step"] == 1 and state["loss"] == 1.0
+    assert torch.equal(params[0], torch.zeros(3))
+    assert [p.name for p in saves(tmp_path)] == ["step-000000001"]
+
+
+def test_a_save_of_another_model_is_removed(tmp_path: Path) -> None:
+    ProgressSaves(tmp_path).save(7, [torch.zeros(3)], {})
+    progress = ProgressSaves(tmp_path)
+    assert progress.restore([torch.zeros(4)]) is None
+    progress.save(1, [torch.zeros(4)], {})
+    assert [p.name for p in saves(tmp_path)] == ["step-000000001"]  # not outranked by the stale step 7
+
+
+def test_a_killed_writers_temporary_folders_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    host = socket.gethostname()
+    killed = tmp_path / f".step-000000003.tmp-{host}-{int(dead.stdout)}"
+    running = tmp_path / f".step-000000003.tmp-{host}-{os.getppid()}"
+    elsewhere = tmp_path / ".step-000000003.tmp-other-node-1"
+    abandoned = tmp_path / ".step-000000002.tmp-other-node-1"
+    for folder in (killed, running, elsewhere, abandoned):
+        folder.mkdir()
+    os.utime(abandoned, (time.time() - 7200,) * 2)
+    assert ProgressSaves(tmp_path).restore([torch.zeros(3)]) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, elsewhere.name])
