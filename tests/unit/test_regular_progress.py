@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from tests.unit.crash import run_killed
 from tests.unit.test_autodistill_regular import tiny_options, tiny_space
 from tests.unit.tiny_teacher import make_tiny_teacher
-from trainers.autodistill.regular import regular_distill
+from trainers.autodistill.regular import distil_long, regular_distill
 from trainers.autodistill.trainer import FlashDistillOptions
 from trainers.progress import progress_dir, saves
 
@@ -45,3 +45,19 @@ def test_a_killed_regular_distillation_continues_to_the_uninterrupted_result(tmp
 def test_save_every_s_must_be_positive() -> None:
     with pytest.raises(ValueError, match="option 'save_every_s' must be > 0 seconds or null"):
         FlashDistillOptions(save_every_s=0)
+
+
+def test_a_rerun_after_the_end_of_run_save_keeps_the_distillation_metrics(tmp_path: Path) -> None:
+    """Without pre-training the last save is that of the last block's stage: a rerun that finds it
+    (a crash during fine-tuning or export) reports that stage's metrics, not the zeros of a replay."""
+    torch.set_num_threads(1)
+    teacher = make_tiny_teacher(tmp_path / "teacher")
+    # Saves far apart: the end-of-run save is the only one.
+    options = {**tiny_options(teacher, tmp_path, save_every_s=3600), "pretrain_steps": 0}
+    opts = FlashDistillOptions(**options)  # type: ignore[arg-type]
+    arch = tiny_space(teacher).architecture(tiny_space(teacher).smallest())
+    first = distil_long(arch, opts, 0, lambda line: None, tmp_path / "progress")
+    lines: list[str] = []
+    again = distil_long(arch, opts, 0, lines.append, tmp_path / "progress")
+    assert first.metrics["loss"] > 0 and again.metrics == first.metrics and again.steps == first.steps
+    assert not any(line.startswith("stage") for line in lines)

@@ -209,7 +209,8 @@ class FlashDistiller:
             return None
         self.generator.set_state(state["generator"])
         self.global_step, self.metrics = state["step"], dict(state["metrics"])
-        self.stages_done = state["stage"] - 1
+        # The end-of-run save's stage is done: replaying it would report the zero loss sums of no steps.
+        self.stages_done = state["stage"] if state["finished"] else state["stage"] - 1
         return state
 
     def save_progress(self, stage: int, optimizer: torch.optim.Optimizer | None,
@@ -232,8 +233,6 @@ class FlashDistiller:
         if self.resume is None or self.resume["stage"] != stage:
             return 0
         state, self.resume = self.resume, None
-        if state["finished"]:
-            return self.config.pretrain_steps if stage > self.student.arch.num_blocks else self.config.steps_per_block
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         self.amp.load_state_dict(state.get("amp"))
