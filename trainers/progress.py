@@ -36,7 +36,9 @@ _PARTIAL = re.compile(r"^\.step-\d+\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
 #: a temporary folder untouched this long was left by a killed writer, whichever host (no save takes an hour).
 _ABANDONED_S = 3600.0
 #: what reading a save that was cut short (or damaged on disk) raises.
-_UNREADABLE = (OSError, RuntimeError, EOFError, KeyError, pickle.UnpicklingError, SafetensorError)
+#: (FileNotFoundError: a file the save never got. Other OSErrors, e.g. a shared file system that
+#: hiccups, are raised, not taken as a broken save: the trial's retry reads it again.)
+_UNREADABLE = (FileNotFoundError, RuntimeError, EOFError, KeyError, pickle.UnpicklingError, SafetensorError)
 _log = logging.getLogger(__name__)
 
 
