@@ -122,3 +122,48 @@ def test_the_loss_scale_travels_with_a_progress_save() -> None:
     resumed.scaler = torch.amp.GradScaler("cpu")
     resumed.load_state_dict(saved.state_dict())
     assert resumed.scaler.get_scale() == 1024.0
+
+
+def test_a_resumed_fit_continues_with_the_saved_loss_scale(tmp_path: Path) -> None:
+    """fit() saves the scaler's state with its progress: a run interrupted after step 3 and resumed
+    ends with the loss scale (and weights) of an uninterrupted run. The scale doubles every step here
+    (growth_interval 1), so a resume that started from a fresh scaler would end far from it."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from trainers.precision import MixedPrecision
+    from trainers.progress import ProgressSaves
+    from trainers.supernet.fit import fit
+    from trainers.supernet.options import FinetuneOptions
+
+    class Stop(Exception):
+        pass
+
+    def run(directory: Path, stop_at: int | None) -> tuple[float, torch.Tensor]:
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 1)
+        amp = MixedPrecision("fp32", torch.device("cpu"))
+        amp.scaler = torch.amp.GradScaler("cpu", init_scale=2.0, growth_interval=1)
+        rows = [{"x": torch.full((4,), float(i))} for i in range(12)]
+        loader = DataLoader(rows, batch_size=2, shuffle=False)
+        steps = []
+
+        def step(batch: dict, progress: float) -> dict[str, float]:
+            if stop_at is not None and len(steps) == stop_at:
+                raise Stop
+            steps.append(progress)
+            loss = model(batch["x"]).pow(2).mean() * 1e-3
+            amp.backward(loss)
+            return {"loss": float(loss)}
+
+        saves = ProgressSaves(directory, every_s=1e-9)
+        fit(list(model.parameters()), loader, FinetuneOptions(epochs=1, lr=1e-3), torch.device("cpu"), step,
+            saves=saves, amp=amp)
+        return amp.scaler.get_scale(), model.weight.detach().clone()
+
+    whole_scale, whole_weight = run(tmp_path / "whole", None)
+    with pytest.raises(Stop):
+        run(tmp_path / "resumed", 3)
+    scale, weight = run(tmp_path / "resumed", None)
+    assert whole_scale == 2.0 * 2**6 and scale == whole_scale
+    assert torch.equal(weight, whole_weight)
