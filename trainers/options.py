@@ -34,7 +34,7 @@ def build_options(cls: type[T], options: Mapping[str, Any]) -> T:
 
 def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
-        raise ValueError(f"option 'precision' must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ValueError(f"option 'precision' must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
 
 
 @dataclasses.dataclass(frozen=True)

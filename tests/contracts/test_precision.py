@@ -101,7 +101,7 @@ def test_a_value_that_is_not_a_precision_is_refused_listing_the_allowed_ones(nam
     assert options().precision == "fp32"
     with pytest.raises(ValueError, match=r"^option 'precision' must be one of 'fp32', 'bf16', 'fp16', got 'fp8'$"):
         build_options(options, {"precision": "fp8"})
-    with pytest.raises(ValueError, match="option 'precision' must be one of fp32, bf16, fp16, got 'half'"):
+    with pytest.raises(ValueError, match=r"^option 'precision' must be one of 'fp32', 'bf16', 'fp16', got 'half'$"):
         options(precision="half")
 
 
