@@ -3,7 +3,6 @@ task fine-tune), task-accuracy scoring of candidates, the searched space from th
 retraining of the found model and its standalone export."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.module_file import load_module
 from search_spaces.elm import ElmSpace
 from tests.unit.tiny_task import save_tiny_task
 from tests.unit.tiny_teacher import SENTENCES, make_tiny_teacher
@@ -117,10 +117,7 @@ def test_the_found_model_is_retrained_evaluated_and_exported(setup: dict[str, An
     assert 0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["teacher_accuracy"] <= 1.0
     assert row["params_non_embedding"] <= 60_000 and any("after head search" in line for line in lines)
     # The export loads with its own torch-only file and agrees with the model's encoder layout.
-    spec = importlib.util.spec_from_file_location("modeling_elm_export", tmp_path / "export" / "modeling_elm.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(tmp_path / "export" / "modeling_elm.py", "modeling_elm_export")
     model = module.load(tmp_path / "export")
     config = json.loads((tmp_path / "export" / "config.json").read_text())
     assert [layer["kind"] for layer in config["layers"]] == [c.kind for c in arch.layers]
@@ -138,10 +135,7 @@ def test_the_exported_loader_matches_the_training_model(setup: dict[str, Any], t
     for kind in ("bert_qv", "mobile_kv", "mobile"):
         classifier = ElmClassifier(ckpt.supernet.extract_sub_network(ckpt.supernet.full_path(kind)), 2, ckpt.head).eval()
         out = export_elm(classifier, tmp_path / kind, ["a", "b"], onnx=kind == "mobile")
-        spec = importlib.util.spec_from_file_location(f"m_{kind}", out / "modeling_elm.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_module(out / "modeling_elm.py", f"m_{kind}")
         ids = torch.randint(5, 20, (2, 10))
         mask = torch.ones_like(ids)
         mask[1, 6:] = 0

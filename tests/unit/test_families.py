@@ -4,8 +4,6 @@ sub-networks compute what the sliced super-network does, and whose exports load 
 same logits (SMALL members as the family's own HF class, per-layer shapes in the compact format)."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import torch
 import transformers
 from transformers import AutoModelForSequenceClassification
 
+from tests.module_file import load_module
 from search_spaces.pruning import LargeSpace, MediumSpace, SmallSpace
 from search_spaces.sub_network import SubNetwork, count_params as analytic_params
 from trainers.contract import TrainerError
@@ -213,11 +212,7 @@ def test_per_layer_member_exports_compact_and_loads_with_its_own_file(tiny: tupl
     model_type, _, supernet = tiny
     arch = sub_networks(supernet)[-1]  # scattered heads: a standard export cannot hold them in MPNet
     export_compact(supernet.extract_sub_network(arch), tmp_path, onnx=False)
-    spec = importlib.util.spec_from_file_location(f"exported_{model_type.replace('-', '_')}", tmp_path / MODELING_FILE)
-    assert spec is not None and spec.loader is not None
-    modeling = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = modeling  # its dataclasses look their module up there
-    spec.loader.exec_module(modeling)
+    modeling = load_module(tmp_path / MODELING_FILE, f"exported_{model_type.replace('-', '_')}")
     loaded = modeling.load(tmp_path)
     batch = batch_for(model_type, seed=4)
     supernet.set_sub_network(arch)

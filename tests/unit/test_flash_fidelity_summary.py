@@ -1,19 +1,16 @@
 """benchmarks/flash_fidelity.py's summary: taus per seed on the objective and the other held-out scores."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
+
+from tests.module_file import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_benchmark() -> Any:
-    spec = importlib.util.spec_from_file_location("flash_fidelity", ROOT / "benchmarks" / "flash_fidelity.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ROOT / "benchmarks" / "flash_fidelity.py")
 
 
 def row(seed: int, size: int, accuracy: float, loss: float) -> dict[str, Any]:

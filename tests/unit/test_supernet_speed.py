@@ -1,25 +1,19 @@
 """benchmarks/supernet_speed.py on tiny random models: it times what it claims, for every family."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from tests.module_file import load_module
 from trainers.supernet.families import families
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_benchmark() -> Any:
-    spec = importlib.util.spec_from_file_location("supernet_speed", ROOT / "benchmarks" / "supernet_speed.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks the module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ROOT / "benchmarks" / "supernet_speed.py")
 
 
 def test_every_supported_family_is_benchmarked() -> None:
