@@ -45,9 +45,10 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.flash_fidelity import forward_flops  # noqa: E402
 from benchmarks.search_efficiency import hv_curve, replay  # noqa: E402
 from orchestrator import registry  # noqa: E402
 from orchestrator.objectives import Objective, Objectives  # noqa: E402
@@ -216,6 +217,17 @@ def p_text(values: np.ndarray, random_values: np.ndarray, label: str) -> str:
     return f" p{mannwhitneyu(values, random_values).pvalue:.2f}"
 
 
+def latency_check(frame: pd.DataFrame, space: AutoDistillSpace, options: dict[str, Any]) -> str:
+    """Does the measured latency separate the students (issue: monotone in FLOPs within noise)?"""
+    opts = flash_trainer.FlashDistillOptions(**options)
+    flops = [forward_flops(space, {k: int(r[k]) for k in BLOCK_KEYS}, opts) for r in frame.to_dict("records")]
+    rho, p = spearmanr(frame["latency_ms"], flops)
+    quiet = int((frame["latency_cv"] <= 0.05).sum())
+    return (f"# latency: {frame['latency_ms'].min():.2f}-{frame['latency_ms'].max():.2f} ms; Spearman rho against "
+            f"forward FLOPs {rho:.3f} (p {p:.1e}); latency CV <= 0.05 in {quiet} of {len(frame)} students "
+            f"(median CV {frame['latency_cv'].median():.3f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", type=Path, default=STUDY)
@@ -261,7 +273,8 @@ def main() -> None:
               f"{args.budget} per search\n# baseline {name(row)}: mlm_accuracy {row['mlm_accuracy']:.4f}, latency "
               f"{row['latency_ms']:.2f} ms; {int(beats(frame, objectives, base).sum())} of {len(frame)} students "
               f"beat it on both\n# trials to the k-th winner: median [IQR] found/seeds (not found: counted as "
-              f"{args.budget + 1}); regret: 1 - HV / pool front's HV; p: Mann-Whitney vs random")
+              f"{args.budget + 1}); regret: 1 - HV / pool front's HV; p: Mann-Whitney vs random\n"
+              + latency_check(frame, space, trainer_options))
     text = header + "\n" + summarise(records, baseline, args.budget)
     print(text)
     out = args.log.with_suffix(".txt")
