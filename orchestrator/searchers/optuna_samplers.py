@@ -228,6 +228,9 @@ class OptunaSearcher(Searcher):
         if not journal.logs:
             optuna.create_study(storage=self.storage, study_name=STUDY_NAME, directions=["minimize"] * len(self.objectives))
         self.study_id = self.storage.get_study_id_from_name(STUDY_NAME)
+        # One Study object for the searcher's life; `study()` gives it a freshly seeded sampler
+        # (loading the study anew for every ask and tell cost 0.3 ms each, a tenth of TPE's suggestion).
+        self._study = optuna.load_study(study_name=STUDY_NAME, storage=self.storage, sampler=self.make_sampler(0))
         #: the study's trial id -> Optuna trial number, for trials handed out and not yet told.
         self.numbers: dict[str, int] = {}
         #: configuration key -> the Optuna trial that first handed it out.
@@ -244,8 +247,8 @@ class OptunaSearcher(Searcher):
 
     def study(self) -> optuna.Study:
         """The Optuna study with a sampler seeded for the next trial: the same on a restored searcher."""
-        sampler = self.make_sampler(self.storage.get_n_trials(self.study_id))
-        return optuna.load_study(study_name=STUDY_NAME, storage=self.storage, sampler=sampler)
+        self._study.sampler = self.make_sampler(self.storage.get_n_trials(self.study_id))
+        return self._study
 
     def trials(self) -> list[FrozenTrial]:
         return self.storage.get_all_trials(self.study_id, deepcopy=False)
