@@ -82,6 +82,8 @@ class Replay:
     spent: list[float] = field(default_factory=list)
     points: list[list[float]] = field(default_factory=list)
     suggest_seconds: list[float] = field(default_factory=list)
+    #: the process's CPU time of each suggestion: what it costs, whatever else runs on the machine.
+    suggest_cpu_seconds: list[float] = field(default_factory=list)
     trials: int = 0
     #: the steps (a curve table's epochs) each ended trial ran, in the order they ended.
     steps_per_trial: list[int] = field(default_factory=list)
@@ -133,13 +135,14 @@ def objectives(frame: pd.DataFrame, accuracy_ref: float = 0.5) -> Objectives:
                        Objective("params", "min", ref=1.1 * float(frame["params"].max()))))
 
 
-def suggest(searcher: Searcher, trial_id: str, seconds: list[float]) -> dict[str, Any] | None:
-    t0 = time.perf_counter()
+def suggest(searcher: Searcher, trial_id: str, seconds: list[float], cpu_seconds: list[float]) -> dict[str, Any] | None:
+    t0, cpu0 = time.perf_counter(), time.process_time()
     config = searcher.suggest(trial_id)
     while config is None:  # a searcher computing off the caller's thread
         time.sleep(0.01)
         config = searcher.suggest(trial_id)
     seconds.append(time.perf_counter() - t0)
+    cpu_seconds.append(time.process_time() - cpu0)
     return None if isinstance(config, Finished) else config
 
 
@@ -156,7 +159,7 @@ def replay_steps(steps_of: Callable[[dict[str, Any]], Steps], searcher: Searcher
     while total < budget:
         while len(running) < workers:
             trial_id = f"t{out.trials}"
-            config = suggest(searcher, trial_id, out.suggest_seconds)
+            config = suggest(searcher, trial_id, out.suggest_seconds, out.suggest_cpu_seconds)
             if config is None:
                 break
             out.trials += 1

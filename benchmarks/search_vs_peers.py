@@ -116,14 +116,30 @@ def run_one(problem: Problem, label: str, seed: int, budget: int, workers: int) 
     seconds = np.array(run.suggest_seconds)
     return {"problem": problem.name, "label": label, "seed": seed, "budget": budget, "hv": curve.tolist(),
             "regret": ((true_hv - curve) / true_hv).tolist(), "true_hv": true_hv,
-            "suggest_seconds": seconds.tolist(), "wall_seconds": time.perf_counter() - t0}
+            "suggest_seconds": seconds.tolist(), "suggest_cpu_seconds": run.suggest_cpu_seconds,
+            "wall_seconds": time.perf_counter() - t0}
+
+
+def late_cpu_seconds(runs: list[dict[str, Any]]) -> float | None:
+    """Median CPU seconds of a run's last 20 suggestions (at 80-100 results in a 100-trial run: where a
+    model of the history costs most), over the runs; None for runs logged before CPU time was."""
+    cpu = [s for x in runs for s in x.get("suggest_cpu_seconds", [])[-20:]]
+    return float(np.median(cpu)) if cpu else None
+
+
+def tpe_p_value(regret: np.ndarray, tpe: np.ndarray | None, budget: int) -> float | None:
+    """Two-sided Mann-Whitney p of the regret at the table's budget against Optuna's TPE there."""
+    if tpe is None or regret.shape[1] < budget or tpe.shape[1] < budget:
+        return None
+    return float(mannwhitneyu(regret[:, budget - 1], tpe[:, budget - 1]).pvalue)
 
 
 def summarise(records: list[dict[str, Any]], problem_names: Sequence[str]) -> tuple[str, dict[str, Any]]:
     """The text table and its JSON: per table and searcher, median regret [IQR] at each checkpoint,
-    trials to random's final median HV, median seconds per suggestion (after the first 10, when
-    model-based searchers have a model; all of them for the others), and the Mann-Whitney p-value
-    (two-sided) against the strongest Optuna sampler at that checkpoint (lowest median regret)."""
+    trials to random's final median HV, median seconds per suggestion (wall clock, after the first 10,
+    when model-based searchers have a model; all of them for the others), median CPU seconds of the
+    last 20 suggestions, the Mann-Whitney p-value (two-sided) against the strongest Optuna sampler at
+    each checkpoint (lowest median regret), and the p-value against Optuna's TPE at the budget."""
     lines, out = [], {}
     for name in problem_names:
         rows = [r for r in records if r["problem"] == name]
@@ -137,7 +153,7 @@ def summarise(records: list[dict[str, Any]], problem_names: Sequence[str]) -> tu
         random_level = float(np.median(np.array([r["hv"] for r in by["random"]])[:, -1])) if "random" in by else None
         lines.append(f"\n## {name}: median hypervolume regret [IQR]; p = Mann-Whitney vs the strongest Optuna sampler there")
         lines.append(f"{'searcher':<14}{'seeds':>6}" + "".join(f"{'@' + str(c):>27}" for c in checkpoints)
-                     + f"{'to rnd@' + str(budget):>11}{'s/suggest':>11}")
+                     + f"{'to rnd@' + str(budget):>11}{'s/suggest':>11}{'cpu s late':>11}{'p tpe@' + str(budget):>11}")
         table: dict[str, Any] = {}
         for lab in labels:
             r = regret[lab]
@@ -157,9 +173,14 @@ def summarise(records: list[dict[str, Any]], problem_names: Sequence[str]) -> tu
             skip = 10 if lab in MODEL_BASED else 0
             seconds = float(np.median([s for x in by[lab] for s in x["suggest_seconds"][skip:]] or [np.nan]))
             reach_text = str(reach) if reach is not None else f">{len(hv)}"
-            lines.append(f"{lab:<14}{len(by[lab]):>6}{cells}{reach_text:>11}{seconds:>11.4f}")
+            cpu_late = late_cpu_seconds(by[lab])
+            vs_tpe = tpe_p_value(r, regret.get("optuna_tpe"), budget) if lab != "optuna_tpe" else None
+            lines.append(f"{lab:<14}{len(by[lab]):>6}{cells}{reach_text:>11}{seconds:>11.4f}"
+                         + (f"{cpu_late:>11.4f}" if cpu_late is not None else f"{'-':>11}")
+                         + (f"{vs_tpe:>11.2f}" if vs_tpe is not None else f"{'-':>11}"))
             table[lab] = {"seeds": len(by[lab]), "regret": entry, "trials_to_random_final_hv": reach,
-                          "suggest_seconds_median": seconds}
+                          "suggest_seconds_median": seconds, "late_suggest_cpu_seconds_median": cpu_late,
+                          "p_vs_optuna_tpe_at_budget": vs_tpe}
         out[name] = {"budget": budget, "random_final_hv": random_level, "searchers": table}
     return "\n".join(lines), out
 
