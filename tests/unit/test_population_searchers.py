@@ -91,10 +91,41 @@ def test_local_search_restarts_when_no_neighbour_is_left() -> None:
     assert ls.epoch >= 1
 
 
+def test_local_search_mixed_move_takes_fresh_values_when_the_neighbours_are_explored() -> None:
+    space = SyntheticSpace(num_dims=2, grid=10)
+    start = {"x0": 5, "x1": 5}
+    ls = LocalSearcher(space, OBJ, seed=0, start=start, patience=None)
+    ls.suggest("s")
+    finish(ls, "s", 1.0, 1.0)
+    # The start has 4 neighbours and 14 other one-dimension moves: all 18 come from it, no restart.
+    moves = [ls.suggest(f"m{i}") for i in range(18)]
+    assert ls.epoch == 0
+    assert all(len(changed(start, m)) == 1 for m in moves)
+    assert sum(abs(m["x0"] - 5) + abs(m["x1"] - 5) == 1 for m in moves) == 4
+
+
+@pytest.mark.parametrize("parent,crowded_children", [("uniform", True), ("tournament", False)])
+def test_local_search_tournament_never_moves_from_the_most_crowded_member(parent: str, crowded_children: bool) -> None:
+    space = SyntheticSpace(num_dims=4, grid=10)
+    ls = LocalSearcher(space, OBJ, seed=0, parent=parent, patience=None)
+    ls.on_trial_complete(str(ls.suggest("first")), None)
+    # A front of four members, pairwise different in every dimension, so a one-dimension move names its
+    # parent. Crowding distance: the ends infinite, (5, 5) 1.8, (1, 9) 1.0, the most crowded.
+    members = {"a": (0, (0.0, 10.0)), "b": (3, (1.0, 9.0)), "c": (6, (5.0, 5.0)), "d": (9, (10.0, 0.0))}
+    for trial_id, (x, (f1, f2)) in members.items():
+        ls.add_pending(trial_id, {f"x{i}": x for i in range(4)})
+        finish(ls, trial_id, f1, f2)
+    assert sorted(ls.front) == ["a", "b", "c", "d"]
+    crowded = {f"x{i}": 3 for i in range(4)}
+    moves = [ls.suggest(f"m{i}") for i in range(40)]
+    assert any(len(changed(crowded, m)) == 1 for m in moves) == crowded_children
+
+
 @pytest.mark.parametrize(
     "options,message",
     [
-        ({"move": "jump"}, "option 'move' must be one of resample, neighbour"),
+        ({"move": "jump"}, "option 'move' must be one of resample, neighbour, mixed"),
+        ({"parent": "best"}, "option 'parent' must be one of uniform, tournament"),
         ({"patience": 0}, "option 'patience' must be an integer >= 1 or null"),
         ({"start": {"x0": 1}}, "configuration keys must be"),
     ],
