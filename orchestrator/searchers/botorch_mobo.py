@@ -12,6 +12,9 @@ constraint callables (exact for known metrics, modelled for measured ones) besid
 candidates a known metric rules out. This is the EHVI-based search of the pruning paper (§4.1.2)
 and the multi-objective BO of AutoDistill (§3.3) with the known objectives left exact.
 
+The first suggestions are a Latin hypercube over every dimension's values (`searchers/design.py`),
+counted as they are handed out, so workers in flight do not stretch the random phase; the model then
+starts from the results that are in, with the rest of the design pending.
 The acquisition is maximised over a finite pool (random configurations plus mutations of the
 current front), which suits discrete and mixed spaces and costs one batched evaluation; pending
 trials are `X_pending`, so workers get different suggestions.
@@ -40,8 +43,9 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from orchestrator.objectives import Constraint, Objectives, feasible
 from orchestrator.searchers.base import Finished, Searcher, config_key, plugin_options
 from orchestrator.searchers.botorch_mobo_options import BotorchMoboOptions
+from orchestrator.searchers.design import latin_hypercube
 from search_spaces.base import Config, SearchSpace, to_python
-from search_spaces.dims import ChoiceDim, FloatDim, IntDim
+from search_spaces.dims import ChoiceDim, Dim, FloatDim, IntDim
 
 logger = logging.getLogger(__name__)
 DTYPE = torch.float64
@@ -60,6 +64,15 @@ def from_unit(space: SearchSpace, u: Sequence[float]) -> Config:
     return {k: to_python(v) for k, v in out.items()}
 
 
+def varies(d: Dim) -> bool:
+    """Whether a dimension has more than one legal value."""
+    if isinstance(d, ChoiceDim):
+        return len(d.choices) > 1
+    if isinstance(d, IntDim):
+        return d.high - d.low >= d.step
+    return True
+
+
 class BotorchMoboSearcher(Searcher):
     """Options: see `BotorchMoboOptions`. Runs in the caller's thread and is deterministic per seed."""
 
@@ -76,8 +89,11 @@ class BotorchMoboSearcher(Searcher):
         if any(isinstance(d, ChoiceDim) and len(d.choices) > 1 and not d.ordered for d in space.dims):
             logger.info("botorch_mobo: unordered choices are encoded by their index; the GP assumes an order")
         self.seed = seed
-        d = len(space.dims)
+        # Dimensions with one legal value carry no information and do not enlarge the design.
+        d = sum(1 for dim in space.dims if varies(dim))
         self.num_initial = self.opts.num_initial if self.opts.num_initial is not None else min(2 * (d + 1), 10)
+        #: the initial design, a function of the seed alone (so a resumed searcher has the same one).
+        self.design = latin_hypercube(space, self.num_initial, np.random.default_rng([seed, 1]))
         #: every output the acquisition sees: the objectives, then constraint metrics that are not objectives.
         self.outputs: tuple[str, ...] = tuple(dict.fromkeys([*objectives.metrics, *(c.metric for c in self.constraints)]))
         probe = space.metrics(space.sample(np.random.default_rng(seed)))
@@ -100,8 +116,11 @@ class BotorchMoboSearcher(Searcher):
     # ---- the runner's side -------------------------------------------------------------------------
     def propose(self, trial_id: str) -> Config | Finished:
         self.suggestions += 1
-        if len(self.measured) < self.num_initial:
-            return self.random_fresh()
+        # The design is counted in suggestions, not results: counted in results, every worker in flight
+        # when the last design point ends would add a random trial (11 instead of 8 with 4 workers).
+        # The model then starts with the results that are in, and the rest of the design is pending.
+        if self.suggestions <= self.num_initial:
+            return self._design_point(self.design[self.suggestions - 1])
         with self._seeded():
             try:
                 config = self._best_candidate()
@@ -110,6 +129,14 @@ class BotorchMoboSearcher(Searcher):
                                type(exc).__name__, exc)
                 config = None
         return config if config is not None else self.random_fresh()
+
+    def _design_point(self, config: Config) -> Config:
+        """The design's configuration, or a random one when it cannot be built, breaks an analytic
+        constraint or builds a network already tried (SMALL's 0 layers with other heads)."""
+        seen = {self.network(c) for c in self.pending.values()} | {self.network(c) for _, c, _ in self.history}
+        if self.space.is_valid(config) and self.network(config) not in seen and feasible(self.constraints, self.analytic(config)):
+            return config
+        return self.random_fresh()
 
     def observe(
         self, trial_id: str, config: Config, values: list[float] | None, metrics: Mapping[str, float] | None

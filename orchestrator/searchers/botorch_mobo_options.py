@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class BotorchMoboOptions:
-    #: random trials before the model takes over; None = min(2 * (d + 1), 10).
+    #: suggestions of the initial design (a Latin hypercube over the dimensions' values) before the model
+    #: takes over; None = min(2 * (d + 1), 10), d the dimensions with more than one value.
     num_initial: int | None = None
     #: random configurations scored by the acquisition for each suggestion.
     num_candidates: int = 512
