@@ -102,8 +102,6 @@ class BotorchMoboSearcher(Searcher):
         #: (config, the outputs a completed trial reported) for every trial that reported all objectives.
         self.measured: list[tuple[Config, dict[str, float]]] = []
         self.suggestions = 0
-        #: output -> the GP's fitted hyperparameters (raw values), the start of the next fit.
-        self.hyperparameters: dict[str, dict[str, Any]] = {}
         #: config key -> the space's analytic metrics (a pure cache, rebuilt after a resume).
         self._analytic: dict[str, dict[str, float]] = {}
         #: config key -> the space's network key (a pure cache).
@@ -152,14 +150,12 @@ class BotorchMoboSearcher(Searcher):
         return super().state_dict() | {
             "measured": [[c, m] for c, m in self.measured],
             "suggestions": self.suggestions,
-            "hyperparameters": self.hyperparameters,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.measured = [(dict(c), {k: float(v) for k, v in m.items()}) for c, m in state["measured"]]
         self.suggestions = int(state["suggestions"])
-        self.hyperparameters = {k: dict(v) for k, v in state["hyperparameters"].items()}
 
     # ---- the model and the acquisition -----------------------------------------------------------
     @contextmanager
@@ -235,13 +231,10 @@ class BotorchMoboSearcher(Searcher):
             X = self._encode([c for c, _ in rows])
             Y = torch.tensor([[y] for _, y in rows], dtype=DTYPE)
             gp = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
-            # Start from the last fit's hyperparameters: a few more points move them little, and the
-            # optimiser then needs a fraction of the steps (kept in the state, so a resume fits alike).
-            previous = self.hyperparameters.get(name)
-            if previous is not None:
-                gp.load_state_dict({k: torch.tensor(v, dtype=DTYPE) for k, v in previous.items()}, strict=False)
+            # Every fit starts from the priors, not from the last fit: started from the last one, a fit
+            # can stay in the basin of hyperparameters fitted to the first handful of results, before
+            # the design has shown which dimensions matter.
             fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
-            self.hyperparameters[name] = {k: v.tolist() for k, v in gp.state_dict().items() if "raw_" in k}
             models.append(gp)
         return ModelList(*models)
 
