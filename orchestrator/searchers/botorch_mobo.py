@@ -43,9 +43,9 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from orchestrator.objectives import Constraint, Objectives, feasible
 from orchestrator.searchers.base import Finished, Searcher, config_key, plugin_options
 from orchestrator.searchers.botorch_mobo_options import BotorchMoboOptions
-from orchestrator.searchers.design import latin_hypercube
+from orchestrator.searchers.design import latin_hypercube, varies
 from search_spaces.base import Config, SearchSpace, to_python
-from search_spaces.dims import ChoiceDim, Dim, FloatDim, IntDim
+from search_spaces.dims import ChoiceDim, FloatDim, IntDim
 
 logger = logging.getLogger(__name__)
 DTYPE = torch.float64
@@ -62,15 +62,6 @@ def from_unit(space: SearchSpace, u: Sequence[float]) -> Config:
         else:
             out[d.name] = d.choices[int(round(float(x) * (len(d.choices) - 1)))]
     return {k: to_python(v) for k, v in out.items()}
-
-
-def varies(d: Dim) -> bool:
-    """Whether a dimension has more than one legal value."""
-    if isinstance(d, ChoiceDim):
-        return len(d.choices) > 1
-    if isinstance(d, IntDim):
-        return d.high - d.low >= d.step
-    return True
 
 
 class BotorchMoboSearcher(Searcher):

@@ -17,6 +17,19 @@ from search_spaces.base import Config, SearchSpace, to_python
 from search_spaces.dims import ChoiceDim, Dim, FloatDim, IntDim
 
 
+def levels(d: Dim) -> list[object] | None:
+    """The legal values of a discrete dimension, in order; None for a continuous one."""
+    if isinstance(d, FloatDim):
+        return None
+    return list(d.choices) if isinstance(d, ChoiceDim) else list(d.values)
+
+
+def varies(d: Dim) -> bool:
+    """Whether a dimension has more than one legal value (one that has not carries no information)."""
+    values = levels(d)
+    return values is None or len(values) > 1
+
+
 def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Config]:
     """`n` configurations whose values of every dimension are as evenly spread as `n` allows; they
     may be invalid for the space (a cross-dimension rule), which the caller checks."""
@@ -33,10 +46,11 @@ def _stratified(d: Dim, n: int, rng: np.random.Generator) -> list[object]:
         return [d.low + x * (d.high - d.low) for x in u]
     if isinstance(d, IntDim) and d.log:  # stratified on the log scale, as it is sampled
         return [d.snap(math.exp(math.log(d.low) + x * (math.log(d.high + 1) - math.log(d.low)))) for x in u]
-    levels = list(d.choices) if isinstance(d, ChoiceDim) else list(d.values)
-    k = len(levels)
+    values = levels(d)
+    assert values is not None  # FloatDim is handled above
+    k = len(values)
     if k > n:  # a slice holds at least one level: the level under each draw
-        return [levels[min(int(x * k), k - 1)] for x in u]
+        return [values[min(int(x * k), k - 1)] for x in u]
     # Every level floor(n / k) times, the remainder on distinct levels drawn without replacement.
     picks = np.concatenate([np.tile(np.arange(k), n // k), rng.choice(k, size=n % k, replace=False)])
-    return [levels[int(i)] for i in rng.permutation(picks)]
+    return [values[int(i)] for i in rng.permutation(picks)]
