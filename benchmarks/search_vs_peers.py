@@ -10,9 +10,11 @@ trials in flight, one unit of time per trial, no scheduler). Tables:
     (min, reference 1.1 x the largest);
   - `trec6`: the same space and recipe on TREC question classification (6 classes); the accuracy
     reference is the 0-layer network's, a constant answer;
-  - `autodistill`: the AutoDistill student pool (24 students trained by Flash Distillation, latency
-    measured on CPU); accuracy (max), latency (min, measured) and parameters (min); references: the
-    worst accuracy, 1.1 x the largest latency and parameters. Its budget is cut to 20 trials.
+  - `autodistill64`: the AutoDistill student pool of benchmarks/autodistill_search.py (64 students of
+    studies/autodistill.yaml's space, each trained by the study's Flash Distillation, latency measured
+    on CPU) with the study's objectives: masked-token accuracy (max) and latency (min), both measured;
+    references: the pool's worst accuracy and 1.1 x its largest latency. Its budget is cut to 30
+    trials (of 64 students).
 Parameters are known to the space (`SearchSpace.metrics`); accuracy and latency are measured.
 Regret = (HV of the table's true front - HV found) / HV of the true front.
 Peers: Optuna's RandomSampler, TPESampler (multivariate, constant liar), GPSampler and NSGAIISampler
@@ -40,6 +42,7 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.autodistill_search import POOL, POOL_SPACE, STUDY, pool_objectives, study_settings  # noqa: E402
 from benchmarks.search_efficiency import first_reaching, hv_curve, replay  # noqa: E402
 from orchestrator import registry  # noqa: E402
 from orchestrator.objectives import Objective, Objectives  # noqa: E402
@@ -58,6 +61,8 @@ PEERS = ("optuna_random", "optuna_tpe", "optuna_gp", "optuna_nsga2")
 MODEL_BASED = ("botorch_mobo", "ax_mobo", "optuna_gp")
 #: the log's name for the suggestion-time runs, and their length.
 LATENCY, LATENCY_TRIALS = "latency", 44
+#: trials on the AutoDistill pool: the budget of benchmarks/autodistill_search.py, about half the pool.
+AUTODISTILL_BUDGET = 30
 #: as in search_efficiency.py: populations that evolve within 100 trials; Ax in the caller's thread.
 OPTIONS: dict[str, dict[str, Any]] = {"ax_mobo": {"background": False}, "morea": {"population_size": 20, "sample_size": 5},
                                       "nsga2": {"population": 20}, "optuna_nsga2": {"population_size": 20}}
@@ -81,13 +86,10 @@ def pruning_problem(name: str, table: Path, accuracy_ref: Callable[[pd.DataFrame
 
 
 def autodistill_problem() -> Problem:
-    table = DATA / "autodistill_pool.csv"
-    frame = pd.read_csv(table)
-    sidecar = json.loads(table.with_suffix(".json").read_text())
-    objectives = Objectives((Objective("accuracy", "max", ref=float(frame["accuracy"].min())),
-                             Objective("latency_ms", "min", ref=1.1 * float(frame["latency_ms"].max())),
-                             Objective("params", "min", ref=1.1 * float(frame["params"].max()))))
-    return Problem("autodistill", table, AutoDistillSpace(**sidecar["space"]["options"]), objectives, 20)
+    """The 64-student pool with the study's objectives, as benchmarks/autodistill_search.py replays it."""
+    _, _, study_objectives, _ = study_settings(STUDY)
+    objectives = pool_objectives(pd.read_csv(POOL), study_objectives)
+    return Problem("autodistill64", POOL, AutoDistillSpace(**POOL_SPACE), objectives, AUTODISTILL_BUDGET)
 
 
 def problems() -> dict[str, Problem]:
@@ -96,7 +98,7 @@ def problems() -> dict[str, Problem]:
     if trec.exists():
         zero_layers = lambda f: float(f.loc[f["num_layers"] == 0, "accuracy"].max())  # noqa: E731
         out["trec6"] = pruning_problem("trec6", trec, zero_layers)
-    out["autodistill"] = autodistill_problem()
+    out["autodistill64"] = autodistill_problem()
     return out
 
 
@@ -235,7 +237,7 @@ def main() -> None:
                       f"{record['wall_seconds']:.0f}s", flush=True)
     header = (f"# command: {' '.join(sys.argv)}\n# {platform.processor() or platform.machine()}, OMP_NUM_THREADS=1, "
               f"{args.workers} workers; budgets: {args.budget} trials, model-based {args.bo_budget} "
-              f"(autodistill 20); seeds per searcher in the table; optuna {optuna.__version__}")
+              f"(autodistill64 {AUTODISTILL_BUDGET}); seeds per searcher in the table; optuna {optuna.__version__}")
     text, summary = summarise(records, names)
     timed = [r for r in records if r["problem"] == LATENCY]
     if timed:
