@@ -31,19 +31,16 @@ import numpy as np
 import torch
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
-from botorch.fit import fit_gpytorch_mll
-from botorch.models import SingleTaskGP
 from botorch.models.deterministic import GenericDeterministicModel
 from botorch.models.model import Model, ModelList
-from botorch.models.transforms.outcome import Standardize
 from botorch.sampling.get_sampler import get_sampler
 from botorch.utils.multi_objective.pareto import is_non_dominated
-from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from orchestrator.objectives import Constraint, Objectives, feasible
 from orchestrator.searchers.base import Finished, Searcher, config_key, plugin_options
 from orchestrator.searchers.botorch_mobo_options import BotorchMoboOptions
 from orchestrator.searchers.design import latin_hypercube, varies
+from orchestrator.searchers.gp import fit_gp
 from search_spaces.base import Config, SearchSpace, to_python
 from search_spaces.dims import ChoiceDim, FloatDim, IntDim
 
@@ -221,12 +218,10 @@ class BotorchMoboSearcher(Searcher):
                 return None
             X = self._encode([c for c, _ in rows])
             Y = torch.tensor([[y] for _, y in rows], dtype=DTYPE)
-            gp = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
             # Every fit starts from the priors, not from the last fit: started from the last one, a fit
             # can stay in the basin of hyperparameters fitted to the first handful of results, before
             # the design has shown which dimensions matter.
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
-            models.append(gp)
+            models.append(fit_gp(X, Y, self.opts.kernel))
         return ModelList(*models)
 
     def _scales(self) -> torch.Tensor:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: the GP kernels `botorch_mobo` can fit to a measured output (see `gp.py`).
+KERNELS = ("rbf", "matern", "auto")
+
 
 @dataclass(frozen=True)
 class BotorchMoboOptions:
@@ -22,6 +25,10 @@ class BotorchMoboOptions:
     torch_threads: int = 1
     #: model the metrics the space computes (parameters, FLOPs) with GPs too, as if measured (an ablation).
     model_known: bool = False
+    #: the measured outputs' GP kernel: "rbf" (BoTorch's default: RBF, log-normal length-scale priors
+    #: scaled with the dimension), "matern" (Matern-5/2 with Gamma priors, BoTorch's default before
+    #: 0.12) or "auto" (both fitted, the one whose data explain it better kept: see `gp.py`).
+    kernel: str = "rbf"
 
     def __post_init__(self) -> None:
         lows = {"num_candidates": 1, "mutations_per_front_point": 0, "mc_samples": 1, "torch_threads": 0}
@@ -31,6 +38,8 @@ class BotorchMoboOptions:
                 raise ValueError(f"botorch_mobo option '{field}' must be an integer >= {low}, got {value!r}")
         if not isinstance(self.model_known, bool):
             raise ValueError(f"botorch_mobo option 'model_known' must be true or false, got {self.model_known!r}")
+        if self.kernel not in KERNELS:
+            raise ValueError(f"botorch_mobo option 'kernel' must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         if self.num_initial is not None and (
             not isinstance(self.num_initial, int) or isinstance(self.num_initial, bool) or self.num_initial < 1
         ):
