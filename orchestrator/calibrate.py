@@ -89,8 +89,17 @@ def calibrate_study(directory: Path, n: int = 8, address: str | None = None,
 
 
 def off_front(ctx: StageContext) -> list[FinishedTrial]:
-    on = {t.trial_id for t in ctx.front}
-    return [t for t in ctx.trials if t.trial_id not in on]
+    """The trials off the front, one per network: a trial whose configuration builds the same network
+    as a front member or an earlier trial (0 layers with any heads) would be trained standalone twice
+    and enter the ranking as a tie with itself."""
+    seen = {ctx.space.network_key(t.config) for t in ctx.front}
+    out = []
+    for t in ctx.trials:
+        key = ctx.space.network_key(t.config)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
 
 
 def saved_picks(path: Path, ctx: StageContext, n: int) -> list[FinishedTrial] | None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from orchestrator.calibrate import pick_trials
+from types import SimpleNamespace
+
+from orchestrator.calibrate import off_front, pick_trials
 from orchestrator.calibration import compare
 from orchestrator.study_page import calibration_section
+from search_spaces.pruning import SmallSpace
 from trainers.contract import FinishedTrial
 
 
@@ -23,6 +26,18 @@ def test_picks_spread_over_the_front_and_off_it_seeded() -> None:
     assert picked == pick_trials(front, others, 8, seed=0) != pick_trials(front, others, 8, seed=1)
     assert [t.trial_id for t in pick_trials(front, others[:2], 8, seed=0)][:6] == [f"f{i}" for i in range(6)]
     assert len(pick_trials(front[:1], others[:1], 8, seed=0)) == 2  # fewer trials than asked: all of them
+
+
+def test_off_the_front_each_network_is_offered_once() -> None:
+    # With 0 layers the heads and units build nothing: these three trials are one network.
+    space = SmallSpace()
+    zero = [FinishedTrial(f"z{h}", {"num_layers": 0, "num_heads": h, "num_units": 64}, {"accuracy": 0.6})
+            for h in (1, 4, 11)]
+    front = [FinishedTrial("f", {"num_layers": 2, "num_heads": 4, "num_units": 64}, {"accuracy": 0.8}), zero[0]]
+    other = FinishedTrial("o", {"num_layers": 3, "num_heads": 4, "num_units": 64}, {"accuracy": 0.7})
+    twin = FinishedTrial("o2", {"num_layers": 3, "num_heads": 4, "num_units": 64}, {"accuracy": 0.7})
+    ctx = SimpleNamespace(space=space, front=front, trials=[*front, zero[1], other, zero[2], twin])
+    assert [t.trial_id for t in off_front(ctx)] == ["o"]  # type: ignore[arg-type]
 
 
 def test_rank_agreement_and_top_k_overlap() -> None:
