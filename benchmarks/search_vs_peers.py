@@ -56,9 +56,12 @@ from trainers.tabular import load_table  # noqa: E402
 DATA = Path(__file__).parent / "data"
 RESULTS = Path(__file__).parent / "results"
 CHECKPOINTS = (5, 10, 15, 20, 30, 50, 100)
-OURS = ("random", "local", "nsga2", "morea", "botorch_mobo", "ax_mobo")
+#: variants of a searcher under their own label: (searcher, options); run only when named in --runs.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {"botorch_mobo_matern": ("botorch_mobo", {"kernel": "matern"}),
+                                                   "botorch_mobo_auto": ("botorch_mobo", {"kernel": "auto"})}
+OURS = ("random", "local", "nsga2", "morea", "botorch_mobo", *VARIANTS, "ax_mobo")
 PEERS = ("optuna_random", "optuna_tpe", "optuna_gp", "optuna_nsga2")
-MODEL_BASED = ("botorch_mobo", "ax_mobo", "optuna_gp")
+MODEL_BASED = ("botorch_mobo", *VARIANTS, "ax_mobo", "optuna_gp")
 #: the log's name for the suggestion-time runs, and their length.
 LATENCY, LATENCY_TRIALS = "latency", 44
 #: trials on the AutoDistill pool: the budget of benchmarks/autodistill_search.py, about half the pool.
@@ -103,7 +106,8 @@ def problems() -> dict[str, Problem]:
 
 
 def make_searcher(label: str, problem: Problem, seed: int) -> Searcher:
-    return registry.searchers.load(label)(problem.space, problem.objectives, (), seed, **OPTIONS.get(label, {}))
+    name, options = VARIANTS.get(label, (label, {}))
+    return registry.searchers.load(name)(problem.space, problem.objectives, (), seed, **OPTIONS.get(name, {}), **options)
 
 
 def run_one(problem: Problem, label: str, seed: int, budget: int, workers: int) -> dict[str, Any]:
@@ -193,8 +197,9 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=100, help="trials for the searchers that are not model-based")
     parser.add_argument("--bo-budget", type=int, default=30, help="trials for botorch_mobo, ax_mobo and optuna_gp")
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--runs", default=",".join(l for l in (*OURS, *PEERS) if l != "ax_mobo"),
-                        help="comma-separated searchers (ax_mobo, at about 2 s a suggestion, is left out unless named)")
+    parser.add_argument("--runs", default=",".join(l for l in (*OURS, *PEERS) if l != "ax_mobo" and l not in VARIANTS),
+                        help="comma-separated searchers (ax_mobo, at about 2 s a suggestion, and the variants "
+                             f"{', '.join(VARIANTS)} are left out unless named)")
     parser.add_argument("--latency-seeds", type=int, default=3, help="runs to 44 trials that time suggestions at 40 results")
     parser.add_argument("--problems", default=None, help="comma-separated tables (default: all there are)")
     parser.add_argument("--log", type=Path, default=RESULTS / "search_vs_peers.jsonl")
