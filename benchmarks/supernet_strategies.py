@@ -1,7 +1,7 @@
 """Hypervolume of the same random SMALL sub-networks after each super-network training strategy
 (structural-pruning-via-nas.txt §4.1.3, Fig. 7).
 
-    nice .venv/bin/python benchmarks/supernet_strategies.py                  # CPU scale, minutes
+    OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/supernet_strategies.py --threads 1 --seeds 3 &  # CPU scale, resumable
     .venv/bin/python benchmarks/supernet_strategies.py --paper-scale          # all data, 128 tokens, 5 epochs, 10 seeds
 
 For each data set and seed, MiniLM-L6 is fine-tuned as a super-network once per strategy (the
@@ -10,14 +10,24 @@ random SMALL sub-networks (drawn from the seed, shared by every strategy) are sc
 weights: validation error and parameters. As in the paper (§4.1), both objectives are
 quantile-normalised over every point of a data set (all strategies and seeds) and the
 hypervolume is taken against the reference point (1, 1) plus `--margin`; the table gives mean and
-standard deviation over seeds and the ratio to `standard` fine-tuning (the named baseline).
+standard deviation over seeds, the median and range over seeds, and the ratio to `standard`
+fine-tuning (the named baseline). Under each data set's table a line says whether the seeds disagree
+more than the strategies do (the range of one strategy's seeds against the gap between strategies'
+medians), in which case the ordering is not evidence.
+
+Every scored sub-network is appended to `--out` (CSV, default
+benchmarks/results/supernet_strategies_points.csv) as each (data set, seed, strategy) ends; a rerun
+with the same settings skips what is there. The table goes to `--results` (default
+benchmarks/results/supernet_strategies.txt).
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,6 +45,7 @@ from trainers.supernet.fit import fit
 from trainers.supernet.options import FinetuneOptions
 
 BASELINE = "standard"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @functools.cache
@@ -92,15 +103,34 @@ def hypervolumes(points: pd.DataFrame, margin: float) -> pd.DataFrame:
 
 
 def table(hv: pd.DataFrame, strategies: list[str]) -> str:
-    lines = [f"{'data':<14} {'strategy':<14} {'HV mean':>8} {'HV std':>7} {'vs ' + BASELINE:>12} {'best err':>9} {'train s':>8}"]
+    lines = [f"{'data':<14} {'strategy':<14} {'seeds':>5} {'HV mean':>8} {'HV std':>7} {'median':>7} {'range':>15} "
+             f"{'vs ' + BASELINE:>12} {'best err':>9} {'train s':>8}"]
     for data, frame in hv.groupby("data"):
         base = frame[frame["strategy"] == BASELINE]["hypervolume"].mean() if BASELINE in strategies else float("nan")
         for strategy in strategies:
             f = frame[frame["strategy"] == strategy]
-            mean = f["hypervolume"].mean()
-            lines.append(f"{data:<14} {strategy:<14} {mean:>8.4f} {f['hypervolume'].std(ddof=0):>7.4f} {mean / base:>12.3f} "
-                         f"{f['best_error'].mean():>9.3f} {f['train_s'].mean():>8.1f}")
+            mean, h = f["hypervolume"].mean(), f["hypervolume"]
+            lines.append(f"{data:<14} {strategy:<14} {len(f):>5} {mean:>8.4f} {h.std(ddof=0):>7.4f} {h.median():>7.4f} "
+                         f"{h.min():>7.4f}-{h.max():<7.4f} {mean / base:>12.3f} {f['best_error'].mean():>9.3f} "
+                         f"{f['train_s'].mean():>8.1f}")
+        lines.append(f"{data:<14} {seed_reading(frame, strategies)}")
     return "\n".join(lines)
+
+
+def seed_reading(frame: pd.DataFrame, strategies: list[str]) -> str:
+    """Whether one strategy's seeds spread wider than the strategies' medians lie apart."""
+    by = {s: frame.loc[frame["strategy"] == s, "hypervolume"] for s in strategies}
+    medians = sorted(float(v.median()) for v in by.values() if len(v))
+    if len(medians) < 2:
+        return "(one strategy: nothing to compare)"
+    if min(len(v) for v in by.values()) < 2:
+        return "(one seed: how far seeds disagree is not measured)"
+    gap = max(medians) - min(medians)
+    widest = max(strategies, key=lambda s: float(np.ptp(by[s])) if len(by[s]) else 0.0)
+    spread = float(np.ptp(by[widest]))
+    verdict = ("the seeds disagree more than the strategies differ: the ordering is not evidence" if spread > gap
+               else "the strategies differ more than any one's seeds do")
+    return f"widest seed range {spread:.4f} ({widest}) against {gap:.4f} between the best and worst medians: {verdict}"
 
 
 def main() -> None:
@@ -121,7 +151,9 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=0.1, help="reference point = (1 + margin) on both normalised objectives")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--paper-scale", action="store_true", help="all training and validation data, 128 tokens, 5 epochs, 2e-5, 10 seeds")
-    parser.add_argument("--out", default=None, help="write every scored sub-network to this CSV")
+    parser.add_argument("--out", type=Path, default=RESULTS / "supernet_strategies_points.csv",
+                        help="every scored sub-network (appended as each run ends; a rerun skips what is there)")
+    parser.add_argument("--results", type=Path, default=RESULTS / "supernet_strategies.txt")
     args = parser.parse_args()
     if args.paper_scale:
         args.max_length, args.epochs, args.lr, args.seeds = 128, 5, 2e-5, 10
@@ -130,20 +162,30 @@ def main() -> None:
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         parser.error(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}")
-    frames = []
-    for data in args.data.split(","):
-        for seed in range(args.seeds):
+    settings = (f"{args.subnets} random SMALL sub-networks of {args.model}, "
+                f"{'all' if args.paper_scale else args.train_examples} training examples of {args.max_length} tokens, "
+                f"{args.epochs} epoch(s) at lr {args.lr}")
+    points = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
+    if not points.empty and set(points["settings"]) != {settings}:
+        parser.error(f"{args.out} holds runs with other settings; pass another --out or delete it")
+    done = set() if points.empty else set(zip(points["data"], points["seed"], points["strategy"]))
+    datasets = args.data.split(",")
+    for seed in range(args.seeds):  # seed by seed, so a run stopped early has equal seeds per strategy
+        for data in datasets:
             for strategy in strategies:
+                if (data, seed, strategy) in done:
+                    continue
                 t0 = time.perf_counter()
-                frames.append(run_one(args, data, seed, strategy))
+                frame = run_one(args, data, seed, strategy).assign(settings=settings)
+                points = pd.concat([points, frame], ignore_index=True)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                points.to_csv(args.out, index=False)
                 print(f"# {data} seed {seed} {strategy}: {time.perf_counter() - t0:.0f}s", flush=True)
-    points = pd.concat(frames, ignore_index=True)
-    if args.out:
-        points.to_csv(args.out, index=False)
-    print(f"# {args.subnets} random SMALL sub-networks of {args.model}, {args.seeds} seed(s), "
-          f"{'all' if args.paper_scale else args.train_examples} training examples of {args.max_length} tokens, "
-          f"{args.epochs} epoch(s) at lr {args.lr}; quantile-normalised hypervolume, reference 1 + {args.margin}")
-    print(table(hypervolumes(points, args.margin), strategies))
+    points = points[points["data"].isin(datasets) & points["strategy"].isin(strategies) & (points["seed"] < args.seeds)]
+    text = (f"# command: {' '.join(sys.argv)}\n# {settings}; {args.seeds} seed(s); quantile-normalised hypervolume, "
+            f"reference 1 + {args.margin}\n" + table(hypervolumes(points, args.margin), strategies))
+    print(text)
+    args.results.write_text(text + "\n")
 
 
 if __name__ == "__main__":
