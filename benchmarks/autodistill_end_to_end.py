@@ -43,7 +43,6 @@ from orchestrator.pareto import non_dominated_mask  # noqa: E402
 from search_spaces.autodistill import BLOCK_KEYS, PRESETS, AutoDistillSpace  # noqa: E402
 from trainers.autodistill import trainer as flash_trainer  # noqa: E402
 from trainers.autodistill.regular import regular_distill  # noqa: E402
-from trainers.autodistill.student import Student  # noqa: E402
 from trainers.contract import TrialContext  # noqa: E402
 from trainers.options import build_options  # noqa: E402
 

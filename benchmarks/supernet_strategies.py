@@ -61,19 +61,13 @@ def run_one(args: argparse.Namespace, data: str, seed: int, strategy: str) -> pd
     """Train one super-network and score the seed's sub-networks on it: one row per sub-network."""
     sizes = (None, None) if args.paper_scale else (args.train_examples, args.eval_examples)
     train, val, num_labels = splits(args.model, data, seed, args.max_length, *sizes)
-    supernet = SuperNetwork.from_pretrained(load_model_dir(args.model), num_labels=num_labels, seed=seed)
+    supernet = SuperNetwork.from_pretrained(load_model_dir(args.model), num_labels=num_labels, seed=seed,
+                                            pooling=args.pooling)
     space = SmallSpace(**asdict(supernet.shape))
     rng = np.random.default_rng(seed)
     configs = [space.sample(rng) for _ in range(args.subnets)]  # drawn first: the same for every strategy
-    rule = make_strategy(strategy, **strategy_options(strategy, {"num_random": args.num_random, "temperature": args.temperature}))
     options = FinetuneOptions(model=args.model, task=data, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
-    torch.manual_seed(seed)
-    started = time.perf_counter()
-    supernet.train()
-    fit(supernet.parameters(), train.loader(args.batch_size, shuffle=True, seed=seed), options, torch.device("cpu"),
-        lambda batch, progress: rule.step(supernet, batch, space, rng, progress), log_every=10**9)
-    trained_s = time.perf_counter() - started
-    supernet.eval()
+    trained_s = train_with_strategy(supernet, space, train, strategy, options, seed, rng, args.num_random, args.temperature)
     rows = []
     for i, config in enumerate(configs):
         sub = space.architecture(config)
@@ -82,6 +76,20 @@ def run_one(args: argparse.Namespace, data: str, seed: int, strategy: str) -> pd
                      "params": count_params(supernet.shape, sub)["params"], "train_s": trained_s})
     supernet.reset_super_network()
     return pd.DataFrame(rows)
+
+
+def train_with_strategy(supernet: SuperNetwork, space: SmallSpace, train: Encoded, strategy: str,
+                        options: FinetuneOptions, seed: int, rng: np.random.Generator, num_random: int,
+                        temperature: float) -> float:
+    """Fine-tune `supernet` on `train` with a training strategy (the project's loop); its seconds. Leaves eval mode."""
+    rule = make_strategy(strategy, **strategy_options(strategy, {"num_random": num_random, "temperature": temperature}))
+    torch.manual_seed(seed)
+    started = time.perf_counter()
+    supernet.train()
+    fit(supernet.parameters(), train.loader(options.batch_size, shuffle=True, seed=seed), options, torch.device("cpu"),
+        lambda batch, progress: rule.step(supernet, batch, space, rng, progress), log_every=10**9)
+    supernet.eval()
+    return time.perf_counter() - started
 
 
 def quantile(values: np.ndarray) -> np.ndarray:
@@ -145,7 +153,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-4, help="paper: 2e-5 with several epochs on all data")
+    parser.add_argument("--lr", type=float, default=3e-4, help="the quickstart's; paper: 2e-5 with several epochs on all data")
+    parser.add_argument("--pooling", default="mean", choices=("cls", "mean"),
+                        help="what the head reads: the quickstart's mean (MiniLM was trained with it; see studies/quickstart.yaml)")
     parser.add_argument("--num-random", type=int, default=2)
     parser.add_argument("--temperature", type=float, default=10.0)
     parser.add_argument("--margin", type=float, default=0.1, help="reference point = (1 + margin) on both normalised objectives")
@@ -164,7 +174,7 @@ def main() -> None:
         parser.error(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}")
     settings = (f"{args.subnets} random SMALL sub-networks of {args.model}, "
                 f"{'all' if args.paper_scale else args.train_examples} training examples of {args.max_length} tokens, "
-                f"{args.epochs} epoch(s) at lr {args.lr}")
+                f"{args.epochs} epoch(s) at lr {args.lr}, {args.pooling} pooling")
     points = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
     if not points.empty and set(points["settings"]) != {settings}:
         parser.error(f"{args.out} holds runs with other settings; pass another --out or delete it")
