@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.supernet_strategies import train_with_strategy  # noqa: E402
+from benchmarks.supernet_strategies import earlier_points, train_with_strategy  # noqa: E402
 from search_spaces.pruning import SmallSpace  # noqa: E402
 from search_spaces.sub_network import count_params  # noqa: E402
 from trainers.autodistill.finetune import accuracy  # noqa: E402
@@ -179,9 +179,7 @@ def main() -> None:
     settings = (f"{args.data}, {args.model}: {args.train_examples or 'all'} training / {args.eval_examples or 'all'} "
                 f"validation examples of {args.max_length} tokens, {args.epochs} epoch(s) at lr {args.lr}, "
                 f"{args.pooling} pooling; {args.calibration_examples} calibration examples; {args.subnets} sub-networks")
-    rows = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
-    if not rows.empty and set(rows["settings"]) != {settings}:
-        parser.error(f"{args.out} holds runs with other settings; pass another --out or delete it")
+    rows = earlier_points(parser, args.out, settings)
     done = set() if rows.empty else set(zip(rows["seed"], rows["method"]))
     for seed in range(args.seeds):
         todo = [m for m in methods if (seed, m) not in done]

@@ -92,6 +92,15 @@ def train_with_strategy(supernet: SuperNetwork, space: SmallSpace, train: Encode
     return time.perf_counter() - started
 
 
+def earlier_points(parser: argparse.ArgumentParser, path: Path, settings: str) -> pd.DataFrame:
+    """The rows an earlier run with the same settings appended to `path` (empty when there is none);
+    a file from other settings is an error, so one table never mixes two."""
+    points = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if not points.empty and set(points["settings"]) != {settings}:
+        parser.error(f"{path} holds runs with other settings; pass another --out or delete it")
+    return points
+
+
 def quantile(values: np.ndarray) -> np.ndarray:
     """Ranks scaled to [0, 1] (ties share their mean rank)."""
     return (pd.Series(values).rank(method="average").to_numpy() - 1) / max(len(values) - 1, 1)
@@ -175,9 +184,7 @@ def main() -> None:
     settings = (f"{args.subnets} random SMALL sub-networks of {args.model}, "
                 f"{'all' if args.paper_scale else args.train_examples} training examples of {args.max_length} tokens, "
                 f"{args.epochs} epoch(s) at lr {args.lr}, {args.pooling} pooling")
-    points = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
-    if not points.empty and set(points["settings"]) != {settings}:
-        parser.error(f"{args.out} holds runs with other settings; pass another --out or delete it")
+    points = earlier_points(parser, args.out, settings)
     done = set() if points.empty else set(zip(points["data"], points["seed"], points["strategy"]))
     datasets = args.data.split(",")
     for seed in range(args.seeds):  # seed by seed, so a run stopped early has equal seeds per strategy
