@@ -41,6 +41,7 @@ from orchestrator.searchers.base import Finished, Searcher, config_key, plugin_o
 from orchestrator.searchers.botorch_mobo_options import BotorchMoboOptions
 from orchestrator.searchers.design import latin_hypercube, varies
 from orchestrator.searchers.gp import fit_gp
+from trainers.efficiency.host_lock import host_busy
 from search_spaces.base import Config, SearchSpace, to_python
 from search_spaces.dims import ChoiceDim, FloatDim, IntDim
 
@@ -107,7 +108,8 @@ class BotorchMoboSearcher(Searcher):
         # The model then starts with the results that are in, and the rest of the design is pending.
         if self.suggestions <= self.num_initial:
             return self._design_point(self.design[self.suggestions - 1])
-        with self._seeded():
+        # host_busy: the fit and the acquisition take the cores trials on this host time forwards on.
+        with self._seeded(), host_busy():
             try:
                 config = self._best_candidate()
             except Exception as exc:  # a numerical failure must not stop the study

@@ -14,6 +14,10 @@ When more workers are free than one batch serves, a model-based searcher cannot 
 short trials; with a `fill` function the pump answers the workers beyond one batch at once with
 `fill(key)` (e.g. a space-filling candidate) instead of letting them wait behind the model.
 
+Each batch is produced inside a `host_busy()` section (trainers/efficiency/host_lock.py): a
+model fit on the driver's host takes the cores that the trials there time their forwards on, so a
+latency measurement waits for the batch being made and no batch starts while one runs.
+
 Two locks: `_cond` guards the queues (held for microseconds by both threads); `_work` guards
 the producer's own state (held by the background thread while it produces, by the driver
 only to save or restore that state).
@@ -25,6 +29,8 @@ import threading
 from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Generic, Hashable, Iterator, Sequence, TypeVar
+
+from trainers.efficiency.host_lock import host_busy
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +218,10 @@ class SuggestionPump(Generic[Item, Event]):
         The batch serves the callers `asked` (all when None); those who asked while it was being
         produced still wait, and size the next batch."""
         try:
-            items = list(self._produce(n))
+            # A model fit takes the cores that trials on this host time their forwards on: it is a
+            # host_busy section, so a measurement waits for it and none starts while it runs.
+            with host_busy():
+                items = list(self._produce(n))
         except Exhausted:
             items = []
             with self._cond:

@@ -85,3 +85,31 @@ def test_workers_beyond_one_batch_are_filled_at_once(background: bool) -> None:
         for _ in range(4):
             producer.release.release()
         pump.close(timeout=5)
+
+
+def test_a_latency_measurement_waits_while_the_model_produces(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model fit takes the cores that trials time forwards on: a measurement on this host waits for it."""
+    from trainers.efficiency.host_lock import LOCK_DIR_ENV, exclusive_measurement
+
+    monkeypatch.setenv(LOCK_DIR_ENV, str(tmp_path))
+    producer = SlowProducer()
+    pump: SuggestionPump[int, None] = SuggestionPump(producer, lambda event: None, queue_size=1, batch_size=1,
+                                                     background=True)
+    measured = threading.Event()
+
+    def measure() -> None:
+        with exclusive_measurement(timeout_s=10):
+            measured.set()
+
+    try:
+        assert pump.take("w0") is None
+        wait_for(lambda: len(producer.sizes) == 1)  # the model is producing
+        threading.Thread(target=measure, daemon=True).start()
+        time.sleep(0.3)
+        assert not measured.is_set()
+        producer.release.release()
+        wait_for(measured.is_set)
+    finally:
+        for _ in range(4):
+            producer.release.release()
+        pump.close(timeout=5)

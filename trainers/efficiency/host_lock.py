@@ -15,7 +15,9 @@ therefore wrap each step in `host_busy()`: a shared (reader) lock, held by any n
 once, which the measurer's exclusive (writer) lock waits for. A measurer first closes a turnstile
 (a second lock file) that every new section passes through, so trainers cannot keep the host busy
 forever: the measurer waits for at most the steps already running, no new step starts meanwhile,
-and the trainers resume when it is done. Sections must be short (one optimiser step, one batch): a
+and the trainers resume when it is done. The study's driver marks its model fits the same way
+(`ax_mobo`'s suggestion batches, `botorch_mobo`'s acquisition): on a small host they take the cores
+the trials time on. Sections must be short (one optimiser step, one batch): a
 measurer waits for the longest section that is running.
 
 Why these choices:
