@@ -60,7 +60,7 @@ def test_run_status_report_through_the_cli(tmp_path: Path, ray_address: str) -> 
     assert saved["name"] == "e2e" and saved["budget"]["num_trials"] == 10
     summary = json.loads((directory / "summary.json").read_text())
     assert summary["counts"]["completed"] == len(ok) and summary["hypervolume"] > 0
-    front = pd.read_csv(directory / "front.csv")
+    front = pd.read_csv(directory / "front.csv", dtype={"trial_id": str})
     assert set(front["trial_id"]) <= set(ok["trial_id"])
     html = (directory / "report.html").read_text()
     assert html.count("<circle") == len(ok) and "InjectedFailure" in html

@@ -61,7 +61,7 @@ def test_elm_study_trains_searches_retrains_and_resumes(tmp_path: Path, ray_addr
     assert (trials["status"] == "completed").all() and len(trials) == 6
     assert {"accuracy", "agreement", "params", "params_non_embedding"} <= set(trials.columns)
     assert (trials["params_non_embedding"] <= 60000).all()
-    final = pd.read_csv(directory / "elm_final.csv")
+    final = pd.read_csv(directory / "elm_final.csv", dtype={"trial_id": str})  # an all-digit id is still an id
     best = trials.loc[trials["accuracy"].idxmax()]
     assert final["trial_id"].iloc[0] in set(trials.loc[trials["accuracy"] == best["accuracy"], "trial_id"])
     assert {"task", "accuracy", "teacher_accuracy", "params", "architecture"} <= set(final.columns)
@@ -80,7 +80,7 @@ def test_elm_study_trains_searches_retrains_and_resumes(tmp_path: Path, ray_addr
     calibration = lmnas("calibrate", str(directory), "--n", "3", "--address", ray_address, cwd=tmp_path)
     assert calibration.returncode == 0, calibration.stderr[-3000:]
     assert "retraining standalone" in calibration.stderr
-    rows = pd.read_csv(directory / "calibration.csv")
+    rows = pd.read_csv(directory / "calibration.csv", dtype={"trial_id": str})
     assert len(rows) == 3 and rows["standalone_accuracy"].between(0, 1).all() and rows["proxy_accuracy"].notna().all()
 
     # A crash left the last trial running: resume reruns it on the same space, without training.

@@ -42,7 +42,7 @@ def test_supernet_stage_then_study_then_knee_export(tmp_path: Path, ray_address:
     assert (trials["status"] == "completed").all() and len(trials) == 4
     assert {"accuracy", "loss", "params", "flops", "latency_ms", "hardware"} <= set(trials.columns)
     selection = json.loads((directory / "export" / "selection.json").read_text())
-    assert selection["trial_id"] in set(pd.read_csv(directory / "front.csv")["trial_id"])
+    assert selection["trial_id"] in set(pd.read_csv(directory / "front.csv", dtype={"trial_id": str})["trial_id"])
     assert selection["supernet"] == str(checkpoint)
 
     # The proxy checked: 3 trials trained standalone as Ray tasks, ranked against their shared-weight scores.
