@@ -41,9 +41,9 @@ from orchestrator.searchers.base import Finished, Searcher, config_key, plugin_o
 from orchestrator.searchers.botorch_mobo_options import BotorchMoboOptions
 from orchestrator.searchers.design import latin_hypercube, varies
 from orchestrator.searchers.gp import fit_gp
-from trainers.efficiency.host_lock import host_busy
 from search_spaces.base import Config, SearchSpace, to_python
 from search_spaces.dims import ChoiceDim, FloatDim, IntDim
+from trainers.efficiency.host_lock import host_busy
 
 logger = logging.getLogger(__name__)
 DTYPE = torch.float64
