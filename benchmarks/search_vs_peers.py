@@ -58,7 +58,8 @@ RESULTS = Path(__file__).parent / "results"
 CHECKPOINTS = (5, 10, 15, 20, 30, 50, 100)
 #: variants of a searcher under their own label: (searcher, options); run only when named in --runs.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {"botorch_mobo_matern": ("botorch_mobo", {"kernel": "matern"}),
-                                                   "botorch_mobo_auto": ("botorch_mobo", {"kernel": "auto"})}
+                                                   "botorch_mobo_auto": ("botorch_mobo", {"kernel": "auto"}),
+                                                   "botorch_mobo_stationary": ("botorch_mobo", {"input_warping": False})}
 OURS = ("random", "local", "nsga2", "morea", "botorch_mobo", *VARIANTS, "ax_mobo")
 PEERS = ("optuna_random", "optuna_tpe", "optuna_gp", "optuna_nsga2")
 MODEL_BASED = ("botorch_mobo", *VARIANTS, "ax_mobo", "optuna_gp")

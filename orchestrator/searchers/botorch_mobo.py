@@ -80,7 +80,7 @@ class BotorchMoboSearcher(Searcher):
         self.seed = seed
         # Dimensions with one legal value carry no information and do not enlarge the design.
         d = sum(1 for dim in space.dims if varies(dim))
-        self.num_initial = self.opts.num_initial if self.opts.num_initial is not None else min(2 * (d + 1), 10)
+        self.num_initial = self.opts.num_initial if self.opts.num_initial is not None else min(2 * d, 10)
         #: the initial design, a function of the seed alone (so a resumed searcher has the same one).
         self.design = latin_hypercube(space, self.num_initial, np.random.default_rng([seed, 1]))
         #: every output the acquisition sees: the objectives, then constraint metrics that are not objectives.
@@ -223,7 +223,7 @@ class BotorchMoboSearcher(Searcher):
             # Every fit starts from the priors, not from the last fit: started from the last one, a fit
             # can stay in the basin of hyperparameters fitted to the first handful of results, before
             # the design has shown which dimensions matter.
-            models.append(fit_gp(X, Y, self.opts.kernel))
+            models.append(fit_gp(X, Y, self.opts.kernel, self.opts.input_warping))
         return ModelList(*models)
 
     def _scales(self) -> torch.Tensor:
