@@ -42,6 +42,7 @@ from trainers.autodistill.regular import regular_config
 from trainers.autodistill.student import Student
 from trainers.autodistill.trainer import FlashDistillOptions, corpus_blocks, student_latency, teacher_cache_file
 from trainers.distill.flash import flash_distill
+from trainers.distill.masking import IGNORE, mask_tokens
 from trainers.distill.teacher import shared_teacher
 from trainers.distill.teacher_cache import TeacherTargets
 from trainers.efficiency import count_flops, token_inputs
@@ -133,6 +134,26 @@ def measure_student(space: AutoDistillSpace, config: dict[str, Any], opts: Flash
             "flops": forward_flops(space, config, opts), "params": space.metrics(config)["params"]}
 
 
+def frequent_token_accuracy(tokenizer: Any, valid: torch.Tensor, mask_prob: float, seed: int, batch_size: int) -> float:
+    """`mlm_accuracy` of a student that answers the commonest masked token everywhere: the same
+    held-out blocks masked as `masked_token_scores` masks them (same seed, same batches). A flash
+    score near it means the student has not yet learnt anything but token frequencies."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.cat([label[label != IGNORE] for label in
+                        (mask_tokens(ids, tokenizer, mask_prob, generator)[1] for ids in valid.split(batch_size))])
+    return float(torch.bincount(labels).max()) / len(labels)
+
+
+def size_taus(rows: list[dict[str, Any]], metric: str) -> str:
+    """How each ranking follows student size: a flash ranking that runs against size where the long one
+    runs with it is the short schedule favouring the students that learn fastest, not the best."""
+    params = [r["params"] for r in rows]
+    flash = kendalltau(params, [r["flash"][metric] for r in rows])
+    long = kendalltau(params, [r["long"][metric] for r in rows])
+    return (f"Kendall tau of {metric} against parameters: flash {flash.statistic:.3f} (p = {flash.pvalue:.3f}), "
+            f"long {long.statistic:.3f} (p = {long.pvalue:.3f})")
+
+
 def name(config: dict[str, Any]) -> str:
     depth = f"_x{config['num_blocks']}" if "num_blocks" in config else ""
     return "_".join(str(config[k]) for k in BLOCK_KEYS) + depth
@@ -144,8 +165,9 @@ def other_taus(rows: list[dict[str, Any]], metric: str) -> list[tuple[str, Any]]
     return [(m, kendalltau([r["flash"][m] for r in rows], [r["long"][m] for r in rows])) for m in names]
 
 
-def summary(rows: list[dict[str, Any]], metric: str, factor: float) -> list[str]:
-    """The per-seed rankings, costs and the latency check, as printable lines."""
+def summary(rows: list[dict[str, Any]], metric: str, factor: float, floors: dict[int, float] | None = None) -> list[str]:
+    """The per-seed rankings, costs and the latency check, as printable lines; `floors`: the
+    frequent-token accuracy per seed, printed beside an `mlm_accuracy` ranking."""
     lines = [f"{'seed':>4} {'student (h_b_heads_i_ffn)':<26}{'GFLOPs':>7}{'lat ms':>8}{'cv':>6}"
              f"{'flash ' + metric:>20}{'long':>7}{'flash agr':>10}{'long agr':>9}{'flash s':>8}{'long s':>7}"]
     for r in rows:
@@ -167,6 +189,12 @@ def summary(rows: list[dict[str, Any]], metric: str, factor: float) -> list[str]
         lines.append(f"seed {seed}: {len(mine)} students; Kendall tau flash vs {factor:g}x on {metric}: "
                      f"{tau.statistic:.3f} (p = {tau.pvalue:.4f}); {others}; cost ratio long / flash {cost:.1f}x "
                      f"(flash {np.mean([r['flash_s'] for r in mine]):.1f} s per student)")
+        lines.append(f"  {size_taus(mine, metric)}")
+        if floors and seed in floors and metric == "mlm_accuracy":
+            flash = [r["flash"][metric] for r in mine]
+            lines.append(f"  commonest-token answer scores {floors[seed]:.4f} on the same masked tokens; flash "
+                         f"{min(flash):.4f}-{max(flash):.4f}, long {min(r['long'][metric] for r in mine):.4f}-"
+                         f"{max(r['long'][metric] for r in mine):.4f}")
     if taus:
         verdict = "met" if min(taus) >= TARGET_TAU else "not met"
         lines.append(f"mean tau on {metric} over {len(taus)} seed(s): {np.mean(taus):.3f} "
@@ -214,10 +242,13 @@ def main() -> None:
               f"{opts.latency_batch}, seq {opts.latency_seq_len}, {opts.latency_repeats} repeats under the host lock; "
               f"{args.threads} thread(s)")
     print(header, flush=True)
+    teacher = shared_teacher(opts.teacher, "cpu")
+    blocks = {seed: corpus_blocks(opts, teacher, seed) for seed in sorted({*args.seeds, *(r["seed"] for r in rows)})}
+    flash = opts.flash_config()
+    floors = {seed: frequent_token_accuracy(teacher.tokenizer, valid, flash.mask_prob, seed, flash.batch_size)
+              for seed, (_, valid) in blocks.items()}
     if not args.summary:
         students = spread_students(space, args.students)
-        teacher = shared_teacher(opts.teacher, "cpu")
-        blocks = {seed: corpus_blocks(opts, teacher, seed) for seed in args.seeds}
         # Student by student, every seed of one before the next, so a run stopped early ranks the same pool per seed.
         for config in students:
             for seed in args.seeds:
@@ -228,7 +259,7 @@ def main() -> None:
                 with args.out.open("a") as out:
                     out.write(json.dumps(row) + "\n")
                 print(summary([row], metric, args.factor)[1], flush=True)
-    lines = summary(rows, metric, args.factor)
+    lines = summary(rows, metric, args.factor, floors)
     print("\n".join(lines))
     if rows:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
