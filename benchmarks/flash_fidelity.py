@@ -4,6 +4,7 @@ of students by pre-training accuracy matches the ranking after thorough distilla
 
     OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/flash_fidelity.py > /tmp/flash_fidelity.log 2>&1 &
     .venv/bin/python benchmarks/flash_fidelity.py --summary      # tables from the jsonl, nothing trained
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/flash_fidelity.py --split 10 120   # another flash split, same long runs
 
 Everything comes from the study file (`--study`, default studies/autodistill.yaml): the space
 preset, the trainer's options (Flash Distillation's step counts, batch, held-out blocks, latency
@@ -19,11 +20,14 @@ objective, and on held-out teacher agreement for comparison; the cost ratio (lon
 seconds, the time spent getting the teacher's outputs left out of both). Once over the pool: the
 Spearman rho of quiet latency (the trainer's measurement, under the host lock) against forward
 FLOPs, and the share of measurements with latency CV <= 5 %. The seed-to-seed tau of each ranking
-shows how much of the disagreement is training noise. The summary is also written to `--results`.
+shows how much of the disagreement is training noise; beside an `mlm_accuracy` ranking, the accuracy of
+answering the commonest masked token everywhere (the plateau a short distillation starts on) and how
+each ranking follows student size. The summary is also written to `--results`.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -220,6 +224,27 @@ def summary(rows: list[dict[str, Any]], metric: str, factor: float, floors: dict
     return lines
 
 
+def split_rows(args: argparse.Namespace, space: AutoDistillSpace, opts: FlashDistillOptions, metric: str,
+               rows: list[dict[str, Any]], blocks: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> list[dict[str, Any]]:
+    """Rows of --out with the flash redone at `args.split` (same total budget or not: the cost ratio
+    says), the long run kept; resumable like the main run. Sets args.out / args.results to the split's."""
+    per_block, pretrain = args.split
+    split = dataclasses.replace(opts, steps_per_block=per_block, pretrain_steps=pretrain)
+    suffix = f"_split_{per_block}+{pretrain}"
+    args.out = args.out.with_name(f"{args.out.stem}{suffix}.jsonl")
+    args.results = args.results.with_name(f"{args.results.stem}{suffix}.txt")
+    done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
+    for row in rows:
+        if args.summary or any(d["seed"] == row["seed"] and d["config"] == row["config"] for d in done):
+            continue
+        flash, seconds = distil(space, row["config"], split, 1.0, row["seed"], blocks[row["seed"]])
+        done.append(row | {"flash": flash, "flash_s": seconds})
+        with args.out.open("a") as out:
+            out.write(json.dumps(done[-1]) + "\n")
+        print(summary([done[-1]], metric, args.factor)[1], flush=True)
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", type=Path, default=ROOT / "studies" / "autodistill.yaml")
@@ -231,6 +256,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "flash_fidelity.txt",
                         help="where the summary is written")
     parser.add_argument("--summary", action="store_true", help="print the tables of --out and train nothing")
+    parser.add_argument("--split", type=int, nargs=2, metavar=("STEPS_PER_BLOCK", "PRETRAIN_STEPS"),
+                        help="rank another split of the flash steps against the long runs already in --out (same "
+                             "students and seeds); rows in <out>_split_<S>+<P>.jsonl, summary in <results>_split_<S>+<P>.txt")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     space, opts, metric = load_study(args.study)
@@ -247,7 +275,10 @@ def main() -> None:
     flash = opts.flash_config()
     floors = {seed: frequent_token_accuracy(teacher.tokenizer, valid, flash.mask_prob, seed, flash.batch_size)
               for seed, (_, valid) in blocks.items()}
-    if not args.summary:
+    if args.split:
+        rows = split_rows(args, space, opts, metric, rows, blocks)
+        header += f"\n# flash re-split: {args.split[0]} steps per block + {args.split[1]} pre-training steps, long runs from {args.out.name}"
+    elif not args.summary:
         students = spread_students(space, args.students)
         # Student by student, every seed of one before the next, so a run stopped early ranks the same pool per seed.
         for config in students:
