@@ -47,6 +47,7 @@ logging.getLogger("ax.storage.sqa_store.with_db_settings_base").addFilter(lambda
 from ax.adapter.registry import Generators
 from ax.api.client import Client
 from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
+from ax.core.data import Data
 from ax.core.trial_status import TrialStatus
 from ax.exceptions.core import SearchSpaceExhausted
 from ax.generation_strategy.generation_strategy import GenerationNode, GenerationStrategy
@@ -247,12 +248,24 @@ def client_to_json(client: Client) -> dict[str, Any]:
             return json.load(f)
 
 
-def client_from_json(snapshot: Mapping[str, Any]) -> Client:
+def client_from_json(snapshot: Mapping[str, Any], exact_data: list[dict[str, Any]] | None = None) -> Client:
+    """The client of `client_to_json`'s snapshot; `exact_data` (`exact_observations`) replaces the
+    snapshot's observations, which Ax's JSON keeps to 10 significant digits: a resumed search that
+    saw 4.440408212 for 4.44040821234 suggested differently from the one that ran on."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "ax.json")
         with open(path, "w") as f:
             json.dump(snapshot, f)
-        return Client.load_from_json_file(path)
+        client = Client.load_from_json_file(path)
+    if exact_data:
+        client._experiment.attach_data(Data(df=pd.DataFrame.from_records(exact_data)))
+    return client
+
+
+def exact_observations(client: Client) -> list[dict[str, Any]]:
+    """The experiment's observations as records whose floats JSON keeps exactly."""
+    frame = client._experiment.lookup_data().df
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 class _Suggestion(NamedTuple):
@@ -378,6 +391,7 @@ class AxMoboSearcher(Searcher):
         with self.pump.holding():
             return super().state_dict() | {
                 "ax": client_to_json(self.client),
+                "observations": exact_observations(self.client),
                 "trial_index": dict(self.trial_index),
                 "progression": {str(k): v for k, v in self.progression.items()},
                 "generations": self.generations,
@@ -390,7 +404,7 @@ class AxMoboSearcher(Searcher):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         with self.pump.holding():
             super().load_state_dict(state)
-            self.client = client_from_json(state["ax"])
+            self.client = client_from_json(state["ax"], state.get("observations"))
             self.trial_index = {str(k): int(v) for k, v in state["trial_index"].items()}
             self.progression = {int(k): int(v) for k, v in state["progression"].items()}
             self.generations = int(state["generations"])
