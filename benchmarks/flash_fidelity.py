@@ -5,6 +5,7 @@ of students by pre-training accuracy matches the ranking after thorough distilla
     OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/flash_fidelity.py > /tmp/flash_fidelity.log 2>&1 &
     .venv/bin/python benchmarks/flash_fidelity.py --summary      # tables from the jsonl, nothing trained
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/flash_fidelity.py --split 10 120   # another flash split, same long runs
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/flash_fidelity.py --flash-set alpha=0.9   # other flash options
 
 Everything comes from the study file (`--study`, default studies/autodistill.yaml): the space
 preset, the trainer's options (Flash Distillation's step counts, batch, held-out blocks, latency
@@ -21,8 +22,9 @@ seconds, the time spent getting the teacher's outputs left out of both). Once ov
 Spearman rho of quiet latency (the trainer's measurement, under the host lock) against forward
 FLOPs, and the share of measurements with latency CV <= 5 %. The seed-to-seed tau of each ranking
 shows how much of the disagreement is training noise; beside an `mlm_accuracy` ranking, the accuracy of
-answering the commonest masked token everywhere (the plateau a short distillation starts on) and how
-each ranking follows student size. The summary is also written to `--results`.
+answering the commonest masked token everywhere (the plateau a short distillation starts on), how
+each ranking follows student size, and how well forward FLOPs alone (no training) rank the students
+against the long run: the zero-cost baseline a flash ranking has to beat. The summary is also written to `--results`.
 """
 from __future__ import annotations
 
@@ -150,12 +152,17 @@ def frequent_token_accuracy(tokenizer: Any, valid: torch.Tensor, mask_prob: floa
 
 def size_taus(rows: list[dict[str, Any]], metric: str) -> str:
     """How each ranking follows student size: a flash ranking that runs against size where the long one
-    runs with it is the short schedule favouring the students that learn fastest, not the best."""
+    runs with it is the short schedule favouring the students that learn fastest, not the best. And
+    how well size alone (forward FLOPs) predicts the long ranking: the baseline flash has to beat."""
     params = [r["params"] for r in rows]
     flash = kendalltau(params, [r["flash"][metric] for r in rows])
     long = kendalltau(params, [r["long"][metric] for r in rows])
+    # The zero-cost peer: ranking by forward FLOPs, no training at all. Flash Distillation earns its
+    # cost only where it ranks closer to the long run than this does.
+    flops = kendalltau([r["flops"] for r in rows], [r["long"][metric] for r in rows])
     return (f"Kendall tau of {metric} against parameters: flash {flash.statistic:.3f} (p = {flash.pvalue:.3f}), "
-            f"long {long.statistic:.3f} (p = {long.pvalue:.3f})")
+            f"long {long.statistic:.3f} (p = {long.pvalue:.3f}); ranking by forward FLOPs (no training) "
+            f"against the long run: {flops.statistic:.3f} (p = {flops.pvalue:.3f})")
 
 
 def name(config: dict[str, Any]) -> str:
@@ -224,20 +231,34 @@ def summary(rows: list[dict[str, Any]], metric: str, factor: float, floors: dict
     return lines
 
 
-def split_rows(args: argparse.Namespace, space: AutoDistillSpace, opts: FlashDistillOptions, metric: str,
-               rows: list[dict[str, Any]], blocks: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> list[dict[str, Any]]:
-    """Rows of --out with the flash redone at `args.split` (same total budget or not: the cost ratio
-    says), the long run kept; resumable like the main run. Sets args.out / args.results to the split's."""
-    per_block, pretrain = args.split
-    split = dataclasses.replace(opts, steps_per_block=per_block, pretrain_steps=pretrain)
-    suffix = f"_split_{per_block}+{pretrain}"
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs (VALUE in YAML: 0.9, masked, true) -> trainer option overrides; one-line errors."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--flash-set takes KEY=VALUE pairs, got {pair!r}: e.g. --flash-set alpha=0.9")
+        if key not in {f.name for f in dataclasses.fields(FlashDistillOptions)}:
+            raise SystemExit(f"--flash-set: {key!r} is not a flash_distill option: see trainers/autodistill/trainer.py")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def variant_rows(args: argparse.Namespace, space: AutoDistillSpace, variant: FlashDistillOptions, metric: str,
+                 rows: list[dict[str, Any]], blocks: dict[int, tuple[torch.Tensor, torch.Tensor]],
+                 suffix: str) -> list[dict[str, Any]]:
+    """Rows of --out with the flash redone under the `variant` options (a re-split of the steps,
+    another loss weight...; the cost ratio says what it costs) on its own `blocks`, the long run kept;
+    resumable like the main run. Sets args.out / args.results to the variant's (`suffix` after their
+    stems). A variant that changes `eval_blocks` scores the flash on more held-out blocks than the
+    long run was scored on."""
     args.out = args.out.with_name(f"{args.out.stem}{suffix}.jsonl")
     args.results = args.results.with_name(f"{args.results.stem}{suffix}.txt")
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
     for row in rows:
         if args.summary or any(d["seed"] == row["seed"] and d["config"] == row["config"] for d in done):
             continue
-        flash, seconds = distil(space, row["config"], split, 1.0, row["seed"], blocks[row["seed"]])
+        flash, seconds = distil(space, row["config"], variant, 1.0, row["seed"], blocks[row["seed"]])
         done.append(row | {"flash": flash, "flash_s": seconds})
         with args.out.open("a") as out:
             out.write(json.dumps(done[-1]) + "\n")
@@ -259,6 +280,9 @@ def main() -> None:
     parser.add_argument("--split", type=int, nargs=2, metavar=("STEPS_PER_BLOCK", "PRETRAIN_STEPS"),
                         help="rank another split of the flash steps against the long runs already in --out (same "
                              "students and seeds); rows in <out>_split_<S>+<P>.jsonl, summary in <results>_split_<S>+<P>.txt")
+    parser.add_argument("--flash-set", nargs="+", metavar="KEY=VALUE", default=[],
+                        help="rank a flash with these trainer options changed (e.g. alpha=0.9 hidden_input=masked) "
+                             "against the long runs already in --out; rows in <out>_<KEY>=<VALUE>....jsonl")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     space, opts, metric = load_study(args.study)
@@ -270,14 +294,22 @@ def main() -> None:
               f"{opts.latency_batch}, seq {opts.latency_seq_len}, {opts.latency_repeats} repeats under the host lock; "
               f"{args.threads} thread(s)")
     print(header, flush=True)
+    overrides = parse_overrides(args.flash_set)
+    suffix = "".join(f"_{k}={v}" for k, v in overrides.items())
+    if args.split:
+        overrides |= {"steps_per_block": args.split[0], "pretrain_steps": args.split[1]}
+        suffix = f"_split_{args.split[0]}+{args.split[1]}" + suffix
+    # The flash being ranked: the study's, or a variant of it (whose held-out blocks score it).
+    ranked = build_options(FlashDistillOptions, {**dataclasses.asdict(opts), **overrides}) if overrides else opts
     teacher = shared_teacher(opts.teacher, "cpu")
-    blocks = {seed: corpus_blocks(opts, teacher, seed) for seed in sorted({*args.seeds, *(r["seed"] for r in rows)})}
-    flash = opts.flash_config()
+    blocks = {seed: corpus_blocks(ranked, teacher, seed) for seed in sorted({*args.seeds, *(r["seed"] for r in rows)})}
+    flash = ranked.flash_config()
     floors = {seed: frequent_token_accuracy(teacher.tokenizer, valid, flash.mask_prob, seed, flash.batch_size)
               for seed, (_, valid) in blocks.items()}
-    if args.split:
-        rows = split_rows(args, space, opts, metric, rows, blocks)
-        header += f"\n# flash re-split: {args.split[0]} steps per block + {args.split[1]} pre-training steps, long runs from {args.out.name}"
+    if overrides:
+        long_from = args.out.name
+        rows = variant_rows(args, space, ranked, metric, rows, blocks, suffix)
+        header += f"\n# flash with {', '.join(f'{k}={v}' for k, v in overrides.items())}; long runs from {long_from}"
     elif not args.summary:
         students = spread_students(space, args.students)
         # Student by student, every seed of one before the next, so a run stopped early ranks the same pool per seed.

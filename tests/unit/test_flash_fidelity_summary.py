@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.module_file import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,3 +32,20 @@ def test_tied_accuracy_and_a_loss_that_orders_are_both_reported() -> None:
     assert "on mlm_heldout_loss: 1.000" in text and "on agreement: 1.000" in text
     assert "cost ratio long / flash 10.0x" in text
     assert "latency vs FLOPs over 4 students: Spearman rho 1.000" in text
+
+
+def test_flops_baseline_is_ranked_against_the_long_run() -> None:
+    fidelity = load_benchmark()
+    # FLOPs grow with size, and so does the long run's accuracy: the zero-cost ranking is perfect here.
+    rows = [row(0, size, 0.05 + (size % 3) / 100, -size / 100) for size in (128, 256, 384, 512)]
+    text = "\n".join(fidelity.summary(rows, "mlm_accuracy", 10.0))
+    assert "ranking by forward FLOPs (no training) against the long run: 1.000" in text
+
+
+def test_flash_overrides_parse_yaml_values_and_reject_unknown_options() -> None:
+    fidelity = load_benchmark()
+    assert fidelity.parse_overrides(["alpha=0.9", "hidden_input=masked", "eval_blocks=512"]) == {
+        "alpha": 0.9, "hidden_input": "masked", "eval_blocks": 512}
+    for bad, message in (("alpha", "KEY=VALUE"), ("no_such_option=1", "not a flash_distill option")):
+        with pytest.raises(SystemExit, match=message):
+            fidelity.parse_overrides([bad])
