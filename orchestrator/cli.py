@@ -1,6 +1,6 @@
 """The `lmnas` command line.
 
-  lmnas validate STUDY            check a study file (exit 2 with one line when it is wrong)
+  lmnas validate STUDY [STUDY...] check study files (exit 2 with one line per wrong file)
   lmnas run STUDY [--address A]   run it on an embedded local Ray (or join a cluster)
   lmnas resume DIR|URI            continue a study that stopped early
   lmnas run|resume --backend local  the trials one at a time in this process, without Ray (pdb works in a trainer)
@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmnas", description="Multi-objective search for compact language models.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check a study file")
-    p.add_argument("study", type=Path)
+    p = sub.add_parser("validate", help="check study files")
+    p.add_argument("study", type=Path, nargs="+")
     p.set_defaults(handler=cmd_validate)
 
     p = sub.add_parser("run", help="run a study")
@@ -138,12 +138,21 @@ def add_backend(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(ns: argparse.Namespace) -> int:
+    """Every file is checked (one process: the libraries load once), one line each; exit 2 if any is wrong."""
     from orchestrator.study import load_study
 
-    study = load_study(ns.study)
-    print(f"{ns.study}: ok ({study.search_space.name} space, {study.trainer.name} trainer, "
-          f"{study.searcher.name} searcher, {study.budget.num_trials} trials)")
-    return 0
+    wrong = 0
+    for path in ns.study:
+        try:
+            study = load_study(path)
+        except LmnasError as e:
+            wrong += 1
+            where = f"{path}: " if len(ns.study) > 1 else ""
+            print(f"lmnas: error: {where}{e}", file=sys.stderr)
+            continue
+        print(f"{path}: ok ({study.search_space.name} space, {study.trainer.name} trainer, "
+              f"{study.searcher.name} searcher, {study.budget.num_trials} trials)")
+    return EXIT_USER_ERROR if wrong else 0
 
 
 def cmd_run(ns: argparse.Namespace) -> int:

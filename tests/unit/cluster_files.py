@@ -78,12 +78,12 @@ def check_lmnas_command(command: str, image_project: str | None = None) -> None:
         return
     ns = build_parser().parse_args(args)
     if ns.command in ("run", "submit", "validate"):
-        study = str(ns.study)
-        if image_project and study.startswith(image_project + "/"):
-            study = study[len(image_project) + 1:]
-        path = ROOT / study
-        assert path.is_file(), f"{command}: no study at {path}"
-        assert storage_warning(load_study(path).storage) is None, f"{command}: storage must be shared or a URI"
+        for study in map(str, ns.study if isinstance(ns.study, list) else [ns.study]):  # validate takes several
+            if image_project and study.startswith(image_project + "/"):
+                study = study[len(image_project) + 1:]
+            path = ROOT / study
+            assert path.is_file(), f"{command}: no study at {path}"
+            assert storage_warning(load_study(path).storage) is None, f"{command}: storage must be shared or a URI"
 
 
 # --- cluster/Dockerfile ---------------------------------------------------------------------------

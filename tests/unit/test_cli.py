@@ -48,10 +48,22 @@ def test_validate_and_run_reject_bad_studies_with_one_line(tmp_path: Path, text:
 
 
 def test_validate_accepts_the_shipped_studies() -> None:
-    for path in sorted((ROOT / "studies").glob("*.yaml")):
-        result = lmnas("validate", str(path), cwd=ROOT)
-        assert result.returncode == 0, result.stderr
-        assert ": ok" in result.stdout
+    paths = sorted(map(str, (ROOT / "studies").glob("*.yaml")))
+    result = lmnas("validate", *paths, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert [line.split(": ok")[0] for line in result.stdout.splitlines()] == paths
+
+
+def test_validate_checks_every_file_and_names_the_wrong_one(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    study = "name: {}\nsearch_space: {{name: synthetic}}\ntrainer: {{kind: {}}}\nobjectives: [{{metric: f1}}, {{metric: f2}}]\n"
+    good.write_text(study.format("g", "synthetic"))
+    bad.write_text(study.format("b", "no_such_trainer"))
+    result = lmnas("validate", str(bad), str(good), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout.startswith(f"{good}: ok")
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"lmnas: error: {bad}: ") and "no_such_trainer" in lines[0]
 
 
 def test_status_of_a_directory_without_results(tmp_path: Path) -> None:
