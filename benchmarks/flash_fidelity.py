@@ -259,11 +259,16 @@ def variant_rows(args: argparse.Namespace, space: AutoDistillSpace, variant: Fla
         if args.summary or any(d["seed"] == row["seed"] and d["config"] == row["config"] for d in done):
             continue
         flash, seconds = distil(space, row["config"], variant, 1.0, row["seed"], blocks[row["seed"]])
-        done.append(row | {"flash": flash, "flash_s": seconds})
-        with args.out.open("a") as out:
-            out.write(json.dumps(done[-1]) + "\n")
-        print(summary([done[-1]], metric, args.factor)[1], flush=True)
+        done.append(append_row(args, row | {"flash": flash, "flash_s": seconds}, metric))
     return done
+
+
+def append_row(args: argparse.Namespace, row: dict[str, Any], metric: str) -> dict[str, Any]:
+    """Append one finished row to --out (a rerun continues after it) and print its table line."""
+    with args.out.open("a") as out:
+        out.write(json.dumps(row) + "\n")
+    print(summary([row], metric, args.factor)[1], flush=True)
+    return row
 
 
 def main() -> None:
@@ -317,11 +322,8 @@ def main() -> None:
             for seed in args.seeds:
                 if any(r["seed"] == seed and r["config"] == config for r in rows):
                     continue
-                row = measure_student(space, config, opts, metric, args.factor, seed, blocks[seed])
-                rows.append(row)
-                with args.out.open("a") as out:
-                    out.write(json.dumps(row) + "\n")
-                print(summary([row], metric, args.factor)[1], flush=True)
+                rows.append(append_row(args, measure_student(space, config, opts, metric, args.factor, seed,
+                                                             blocks[seed]), metric))
     lines = summary(rows, metric, args.factor, floors)
     print("\n".join(lines))
     if rows:

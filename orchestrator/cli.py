@@ -147,8 +147,7 @@ def cmd_validate(ns: argparse.Namespace) -> int:
             study = load_study(path)
         except LmnasError as e:
             wrong += 1
-            where = f"{path}: " if len(ns.study) > 1 else ""
-            print(f"lmnas: error: {where}{e}", file=sys.stderr)
+            print(f"lmnas: error: {path}: {e}", file=sys.stderr)
             continue
         print(f"{path}: ok ({study.search_space.name} space, {study.trainer.name} trainer, "
               f"{study.searcher.name} searcher, {study.budget.num_trials} trials)")

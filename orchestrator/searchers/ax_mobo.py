@@ -258,6 +258,7 @@ def client_from_json(snapshot: Mapping[str, Any], exact_data: list[dict[str, Any
             json.dump(snapshot, f)
         client = Client.load_from_json_file(path)
     if exact_data:
+        # Ax's API client has no public handle on its experiment's data; `_experiment` is its own accessor.
         client._experiment.attach_data(Data(df=pd.DataFrame.from_records(exact_data)))
     return client
 
